@@ -1,0 +1,191 @@
+"""Safe YAML reading with YAML 1.2 core scalars, duplicate-key and size checks."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from .errors import ConfigFileError
+
+try:
+    from yaml import CParser as _Parser
+except ImportError:  # PyYAML built without libyaml: same results, slower
+    from yaml.composer import Composer
+    from yaml.parser import Parser
+    from yaml.reader import Reader
+    from yaml.scanner import Scanner
+
+    class _Parser(Reader, Scanner, Parser, Composer):  # type: ignore[no-redef]
+        def __init__(self, stream: str | bytes) -> None:
+            Reader.__init__(self, stream)
+            Scanner.__init__(self)
+            Parser.__init__(self)
+            Composer.__init__(self)
+
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 32
+MAX_NODES = 100_000
+
+
+class _Resolver(yaml.resolver.BaseResolver):
+    """YAML 1.2 core scalars: `yes`, `no`, `on`, `off`, `0x40`, dates stay strings."""
+
+
+_Resolver.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in [
+    ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    (
+        "float",
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$",
+        "-+0123456789.",
+    ),
+    ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("merge", r"^(?:<<)$", "<"),
+]:
+    _Resolver.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first)
+    )
+
+
+class _Constructor(yaml.constructor.SafeConstructor):
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
+        assert isinstance(node, MappingNode)
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, str):
+                raise _located(key_node, f"expected a string key, found {key!r}")
+            if key in seen:
+                raise _located(
+                    key_node,
+                    f"duplicate key {key!r} (first set on line {seen[key]})",
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class _Loader(_Parser, _Constructor, _Resolver):  # type: ignore[misc, valid-type]
+    def __init__(self, stream: str | bytes) -> None:
+        _Parser.__init__(self, stream)
+        _Constructor.__init__(self)
+        _Resolver.__init__(self)
+
+
+class _LocatedError(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        self.message = message
+
+
+def _located(node: Node, message: str) -> _LocatedError:
+    return _LocatedError(node.start_mark.line + 1, message)
+
+
+def _check_size(node: Node) -> None:
+    """Refuse deep nesting and alias bombs before anything is constructed."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node, depth: int) -> int:
+        if depth > MAX_DEPTH:
+            raise _located(node, f"nested deeper than {MAX_DEPTH} levels")
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        total = 1
+        if isinstance(node, MappingNode):
+            for key, value in node.value:
+                total += size(key, depth + 1) + size(value, depth + 1)
+        elif isinstance(node, SequenceNode):
+            for item in node.value:
+                total += size(item, depth + 1)
+        if total > MAX_NODES:
+            raise _located(
+                node, f"expands to more than {MAX_NODES} values (alias bomb?)"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(node, 0)
+
+
+def _compose(file: str, source: bytes) -> tuple[_Loader, Node | None]:
+    if len(source) > MAX_FILE_BYTES:
+        raise ConfigFileError(
+            file, None, f"file is {len(source)} bytes, the limit is {MAX_FILE_BYTES}"
+        )
+    loader = _Loader(source)
+    try:
+        return loader, loader.get_single_node()
+    except BaseException:
+        loader.dispose()
+        raise
+
+
+def load_mapping(file: str, source: bytes) -> dict[str, Any]:
+    """Parse one layer file; the top level must be a mapping (empty file: `{}`).
+
+    Every failure is a ConfigFileError naming `file` and, where known, the line.
+    """
+    try:
+        loader, node = _compose(file, source)
+        try:
+            if node is None:
+                return {}
+            if not isinstance(node, MappingNode):
+                raise _located(
+                    node, f"expected a mapping at the top level, found {node.id}"
+                )
+            _check_size(node)
+            data = loader.construct_document(node)
+        finally:
+            loader.dispose()
+    except _LocatedError as exc:
+        raise ConfigFileError(file, exc.line, exc.message) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        message = ": ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigFileError(file, line, message or "invalid YAML") from None
+    except yaml.reader.ReaderError as exc:
+        message = f"not UTF-8 text ({exc.reason} at byte {exc.position})"
+        raise ConfigFileError(file, None, message) from None
+    except yaml.YAMLError as exc:
+        raise ConfigFileError(file, None, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise ConfigFileError(file, None, "nested too deeply to read") from None
+    return data
+
+
+@lru_cache(maxsize=256)
+def key_lines(source: bytes) -> dict[tuple[str, ...], int]:
+    """Line of every key path in an already validated file, for provenance."""
+    loader, node = _compose("", source)
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        if isinstance(node, MappingNode):
+            _walk(loader, node, (), lines)
+    finally:
+        loader.dispose()
+    return lines
+
+
+def _walk(
+    loader: _Loader, node: MappingNode, prefix: tuple[str, ...], out: dict[Any, int]
+) -> None:
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, ScalarNode):
+            continue
+        path = (*prefix, key_node.value)
+        out[path] = key_node.start_mark.line + 1
+        if isinstance(value_node, MappingNode):
+            _walk(loader, value_node, path, out)

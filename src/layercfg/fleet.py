@@ -1,0 +1,517 @@
+"""Resolution: what each device receives, from an immutable repository snapshot."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import merge
+from ._globs import GlobIndex, globs_overlap, names_matching
+from .errors import ConfigFileError, Problem, RepositoryError, ResolutionError
+from .layers import FileRef, Layer, digest, parse, ref_for, scan
+from .schema import SCHEMA_FILE, Schema, Violation, json_path
+
+_MEMO_LIMIT = 65_536
+
+
+@dataclass(frozen=True, eq=False, slots=True)
+class Resolved:
+    """A device's served config: the layers behind it and its ready response."""
+
+    device_type: str
+    layers: tuple[Layer, ...]
+    body: bytes
+    etag: str
+
+    @property
+    def config(self) -> dict[str, Any]:
+        config: dict[str, Any] = orjson.loads(self.body)
+        return config
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        return tuple(layer.name for layer in self.layers if layer.kind == "group")
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where one leaf value of a resolved config came from."""
+
+    path: tuple[str, ...]
+    value: Any
+    layer: Layer
+    line: int | None
+    replaced: tuple[tuple[Layer, int | None, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    hostname: str
+    resolved: Resolved
+    origins: tuple[Origin, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    hostname: str
+    device_type: str
+    groups: tuple[str, ...]
+    etag: str
+    files: tuple[str, ...]
+
+
+class Fleet:
+    """Every layer of a repository, validated, with each known device resolved.
+
+    A Fleet never changes; `reload` builds the next one, reusing what an edit
+    did not touch.
+    """
+
+    def __init__(
+        self,
+        repo: Path,
+        state_dir: Path,
+        layers: dict[str, Layer],
+        digests: dict[str, bytes],
+        schema: Schema,
+    ) -> None:
+        self.repo = repo
+        self.state_dir = state_dir
+        self.schema = schema
+        self._layers = layers
+        self._digests = digests
+        self._defaults = next(
+            (la for la in layers.values() if la.kind == "defaults"),
+            Layer("defaults", "defaults", "profiles/defaults.yaml", {}, b""),
+        )
+        self._profiles = {la.name: la for la in layers.values() if la.kind == "profile"}
+        self._groups = sorted(
+            (la for la in layers.values() if la.kind == "group"),
+            key=lambda la: (la.priority, la.name),
+        )
+        self._index = GlobIndex((g, g.match) for g in self._groups)
+        self._own: dict[str, dict[str, Layer]] = {}
+        for la in layers.values():
+            if la.kind in ("device", "state"):
+                self._own.setdefault(la.name, {})[la.kind] = la
+        self._hosts = sorted(self._own)
+        self._entries: dict[str, Resolved] = {}
+        self._chains: dict[tuple[str, ...], Resolved | ResolutionError] = {}
+        self._memo: dict[str, Resolved | ResolutionError | None] = {}
+        self.revision = _revision(digests)
+
+    # Lookups
+
+    def resolve(self, hostname: str) -> Resolved | None:
+        """The served config of `hostname`, or None when the device is unknown.
+
+        Raises ResolutionError for a device matched only by globs whose merged
+        config is invalid (devices with files were all validated on load).
+        """
+        name = hostname.lower()
+        found = self._entries.get(name)
+        if found is None:
+            memo = self._memo.get(name, False)
+            found = self._resolve_unfiled(name) if memo is False else memo
+        if isinstance(found, ResolutionError):
+            raise found
+        return found
+
+    def _resolve_unfiled(self, name: str) -> Resolved | ResolutionError | None:
+        groups = self._index.matches(name)
+        if groups:
+            key = tuple(g.name for g in groups)
+            result = self._chains.get(key)
+            if result is None:
+                result = self._chains[key] = self._attempt(name, groups)
+        elif "." in name:
+            short = name.split(".", 1)[0]
+            result = self._entries.get(short)
+            if result is None and self._index.matches(short):
+                result = self._resolve_unfiled(short)
+        else:
+            result = None
+        if len(self._memo) >= _MEMO_LIMIT:
+            self._memo.clear()
+        self._memo[name] = result
+        return result
+
+    def _attempt(self, name: str, groups: list[Layer]) -> Resolved | ResolutionError:
+        try:
+            return self._compute(name, groups)
+        except ResolutionError as exc:
+            return exc
+
+    def compute(self, hostname: str) -> Resolved | None:
+        """Resolve `hostname` from the loaded layers, bypassing every cache."""
+        name = hostname.lower()
+        groups = self._index.matches(name)
+        if not groups and name not in self._own:
+            return None
+        return self._compute(name, groups)
+
+    def devices(self) -> list[DeviceInfo]:
+        """The devices that have files of their own, by name."""
+        return [
+            DeviceInfo(
+                host,
+                found.device_type,
+                found.groups,
+                found.etag,
+                tuple(la.file for la in found.layers if la.kind in ("device", "state")),
+            )
+            for host in self._hosts
+            if (found := self._entries.get(host)) is not None
+        ]
+
+    def layer(self, kind: str, name: str) -> Layer | None:
+        """The device or state layer of `name`, if it has one."""
+        return self._own.get(name, {}).get(kind)
+
+    def layers_without(self, hostname: str, kind: str) -> tuple[Layer, ...] | None:
+        """The layers `hostname` would get without its `kind` layer."""
+        name = hostname.lower()
+        groups = self._index.matches(name)
+        own = {k: la for k, la in self._own.get(name, {}).items() if k != kind}
+        if not groups and not own:
+            return None
+        return self._chain(name, groups, own)[0]
+
+    def explain(self, hostname: str) -> Explanation | None:
+        """Which layer set each value `hostname` receives, and what it replaced."""
+        resolved = self.resolve(hostname)
+        if resolved is None:
+            return None
+        config = resolved.config
+        origins = [
+            _origin(path, value, resolved.layers)
+            for path, value in merge.leaves(config).items()
+            if path
+        ]
+        return Explanation(hostname.lower(), resolved, tuple(origins))
+
+    # Resolution
+
+    def _chain(
+        self, name: str, groups: list[Layer], own: dict[str, Layer]
+    ) -> tuple[tuple[Layer, ...], str]:
+        above = [self._defaults, *groups, *(own[k] for k in ("state", "device") if k in own)]
+        setter = next((la for la in reversed(above) if "device_type" in la.data), None)
+        device_type = setter.data["device_type"] if setter else None
+        profile = self._profiles.get(device_type) if isinstance(device_type, str) else None
+        if profile is None:
+            raise ResolutionError(name, [_type_problem(name, setter, device_type)])
+        return (self._defaults, profile, *above[1:]), device_type
+
+    def _compute(self, name: str, groups: list[Layer]) -> Resolved:
+        layers, device_type = self._chain(name, groups, self._own.get(name, {}))
+        config: dict[str, Any] = {}
+        for la in layers:
+            merge.apply_patch(config, la.data)
+        violations = self.schema.violations(config) + _port_clash(config)
+        if violations:
+            problems = [p for v in violations for p in _violation_problems(name, v, layers)]
+            raise ResolutionError(name, problems)
+        # device_type first, as the client authors' examples show it
+        body = orjson.dumps({"device_type": config.pop("device_type"), **config})
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        return Resolved(device_type, layers, body, etag)
+
+    # Loading
+
+    def reload(self, paths: Iterable[Path] | None = None) -> Fleet:
+        """The fleet after the files at `paths` (all files when None) changed.
+
+        Raises RepositoryError listing every problem when the result is invalid.
+        """
+        if paths is None:
+            refs = scan(self.repo, self.state_dir)
+            gone = [f for f in self._digests if f not in refs]
+        else:
+            found = (ref_for(self.repo, self.state_dir, Path(p)) for p in paths)
+            refs = {ref.file: ref for ref in found if ref is not None}
+            gone = []
+        return _build(self.repo, self.state_dir, refs, gone, self)
+
+    def _rebuild_entries(
+        self, previous: Fleet | None, changed: dict[str, str]
+    ) -> list[Problem]:
+        if previous is None:
+            affected = set(self._hosts)
+        else:
+            self._entries = dict(previous._entries)
+            affected = self._affected(previous, changed)
+        problems: list[Problem] = []
+        for host in sorted(affected):
+            if host not in self._own:
+                self._entries.pop(host, None)
+                continue
+            try:
+                self._entries[host] = self._compute(host, self._index.matches(host))
+            except ResolutionError as exc:
+                problems.extend(exc.problems)
+        return problems
+
+    def _affected(self, previous: Fleet, changed: dict[str, str]) -> set[str]:
+        """The devices an edit of `changed` (file: kind) can change."""
+        if {"defaults", "schema"} & set(changed.values()):
+            return set(self._hosts) | set(previous._hosts)
+        affected: set[str] = set()
+        types = {
+            layer.name
+            for file, kind in changed.items()
+            if kind == "profile"
+            for layer in (previous._layers.get(file), self._layers.get(file))
+            if layer is not None
+        }
+        if types:
+            affected.update(
+                h for h, r in previous._entries.items() if r.device_type in types
+            )
+        for file, kind in changed.items():
+            for fleet in (previous, self):
+                layer = fleet._layers.get(file)
+                if layer is None:
+                    continue
+                if kind == "group":
+                    for pattern in layer.match:
+                        affected.update(names_matching(pattern, fleet._hosts))
+                elif kind in ("device", "state"):
+                    affected.add(layer.name)
+        return affected
+
+
+def load_fleet(repo: Path, state_dir: Path | None = None) -> Fleet:
+    """Load, resolve and validate a whole config repository.
+
+    Raises RepositoryError listing every problem found, files and devices alike.
+    """
+    repo = Path(repo)
+    state = Path(state_dir) if state_dir is not None else repo / "state"
+    return _build(repo, state, scan(repo, state), [], None)
+
+
+def _build(
+    repo: Path,
+    state_dir: Path,
+    refs: dict[str, FileRef],
+    gone: list[str],
+    previous: Fleet | None,
+) -> Fleet:
+    layers = dict(previous._layers) if previous else {}
+    digests = dict(previous._digests) if previous else {}
+    schema = previous.schema if previous else None
+    problems: list[Problem] = []
+    changed: dict[str, str] = {}
+
+    def forget(file: str, kind: str) -> None:
+        if file in digests:
+            changed[file] = kind
+        layers.pop(file, None)
+        digests.pop(file, None)
+
+    for file in gone:
+        forget(file, layers[file].kind if file in layers else "schema")
+    for file in sorted(refs):
+        ref = refs[file]
+        try:
+            source = ref.path.read_bytes()
+        except FileNotFoundError:
+            forget(file, ref.kind)
+            continue
+        except OSError as exc:
+            problems.append(Problem(f"cannot read the file: {exc.strerror}", file=file))
+            continue
+        found = digest(source)
+        if digests.get(file) == found:
+            continue
+        changed[file] = ref.kind
+        digests[file] = found
+        try:
+            if ref.kind == "schema":
+                schema = Schema.from_bytes(source, file)
+            else:
+                layers[file] = parse(ref, source)
+        except ConfigFileError as exc:
+            problems.append(exc.problem)
+            layers.pop(file, None)
+    if SCHEMA_FILE not in digests:
+        problems.append(Problem("the schema file is missing", file=SCHEMA_FILE))
+    problems.extend(_clashing_names(layers.values()))
+    if schema is None or SCHEMA_FILE not in digests:
+        raise RepositoryError(problems)
+
+    fleet = Fleet(repo, state_dir, layers, digests, schema)
+    chains_changed = previous is None or bool(
+        {"defaults", "profile", "group", "schema"} & set(changed.values())
+    )
+    if chains_changed:
+        problems.extend(_group_problems(fleet))
+    elif previous is not None:
+        fleet._chains = previous._chains
+    problems.extend(fleet._rebuild_entries(previous, changed))
+    if problems:
+        raise RepositoryError(problems)
+    return fleet
+
+
+def _revision(digests: dict[str, bytes]) -> str:
+    """An identifier of the file set; the same files give the same revision."""
+    combined = 0
+    for file, found in digests.items():
+        item = hashlib.blake2b(file.encode() + b"\0" + found, digest_size=8)
+        combined ^= int.from_bytes(item.digest(), "big")
+    return f"{combined:016x}"
+
+
+def _clashing_names(layers: Iterable[Layer]) -> list[Problem]:
+    """Two files that define the same layer (`Edge-01.yaml`, `edge-01.yml`)."""
+    seen: dict[tuple[str, str], Layer] = {}
+    problems = []
+    for layer in sorted(layers, key=lambda la: la.file):
+        key = (layer.kind, layer.name)
+        first = seen.setdefault(key, layer)
+        if first is not layer:
+            problems.append(
+                Problem(
+                    f"defines the same {layer.kind} layer as {first.file}",
+                    file=layer.file,
+                )
+            )
+    return problems
+
+
+def _type_problem(name: str, setter: Layer | None, device_type: Any) -> Problem:
+    if setter is None:
+        return Problem(
+            "no layer sets device_type (set it in profiles/defaults.yaml, a group "
+            "or the device's file)",
+            device=name,
+            json_path="$.device_type",
+            rule="device_type",
+        )
+    return Problem(
+        f"device_type {device_type!r} has no profile "
+        f"(expected profiles/{device_type}.yaml)",
+        file=setter.file,
+        line=setter.line_of(("device_type",)),
+        device=name,
+        json_path="$.device_type",
+        rule="device_type",
+    )
+
+
+def _port_clash(config: dict[str, Any]) -> list[Violation]:
+    port, reload_port = config.get("port"), config.get("reload_port")
+    if port is None or port != reload_port:
+        return []
+    message = f"{reload_port!r} is also the metrics port; the two must differ"
+    return [Violation(("reload_port",), "distinct-ports", message, reload_port,
+                      (("port",), ("reload_port",)))]
+
+
+def _violation_problems(
+    name: str, violation: Violation, layers: tuple[Layer, ...]
+) -> list[Problem]:
+    problems = []
+    for path in violation.culprits:
+        layer = _setter(path, layers) if path else None
+        problems.append(
+            Problem(
+                violation.message,
+                file=layer.file if layer else None,
+                line=layer.line_of(path) if layer else None,
+                device=name,
+                json_path=json_path(path),
+                rule=violation.rule,
+            )
+        )
+    return problems
+
+
+def _setter(path: tuple[str | int, ...], layers: tuple[Layer, ...]) -> Layer | None:
+    """The last layer that sets `path` or one of its parents to a non-mapping."""
+    for layer in reversed(layers):
+        value: Any = layer.data
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                break
+            value = value[key]
+        else:
+            return layer
+        if value is not layer.data and not isinstance(value, dict):
+            return layer
+    return None
+
+
+def _origin(path: tuple[str, ...], value: Any, layers: tuple[Layer, ...]) -> Origin:
+    history = []
+    for layer in layers:
+        found: Any = layer.data
+        for key in path:
+            found = found.get(key, _MISSING) if isinstance(found, dict) else _MISSING
+        if found is not _MISSING and found is not None:
+            history.append((layer, layer.line_of(path), found))
+    layer, line, _ = history[-1]
+    return Origin(path, value, layer, line, tuple(history[:-1]))
+
+
+_MISSING = object()
+
+
+def _group_problems(fleet: Fleet) -> list[Problem]:
+    """Ties that only file names would settle, and groups invalid on their own."""
+    problems = _ties(fleet._groups)
+    for group in fleet._groups:
+        try:
+            fleet._chain(f"any host matching {group.match[0]}", [group], {})
+        except ResolutionError:
+            continue  # the group does not pick a device type on its own
+        try:
+            fleet._compute(f"any host matching {group.match[0]}", [group])
+        except ResolutionError as exc:
+            problems.extend(exc.problems)
+    return problems
+
+
+def _ties(groups: list[Layer]) -> list[Problem]:
+    problems = []
+    for i, first in enumerate(groups):
+        for second in groups[i + 1 :]:
+            if second.priority != first.priority:
+                break
+            clash = _first_conflict(first.data, second.data)
+            if clash is None or not _can_share_a_host(first, second):
+                continue
+            problems.append(
+                Problem(
+                    f"groups {first.name!r} and {second.name!r} have the same "
+                    f"priority ({first.priority}), can match the same host and set "
+                    f"{json_path(clash)} to different values; give one a higher "
+                    "priority",
+                    file=second.file,
+                    line=second.line_of(clash),
+                    json_path=json_path(clash),
+                    rule="group-tie",
+                )
+            )
+    return problems
+
+
+def _first_conflict(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, ...] | None:
+    left, right = merge.leaves(a), merge.leaves(b)
+    for path, value in left.items():
+        if path in right and not merge.same(value, right[path]):
+            return path
+        if any(other[: len(path)] == path for other in right if other != path):
+            return path
+    return None
+
+
+def _can_share_a_host(a: Layer, b: Layer) -> bool:
+    return any(globs_overlap(x, y) for x in a.match for y in b.match)
