@@ -27,6 +27,7 @@ class Resolved:
     layers: tuple[Layer, ...]
     body: bytes
     etag: str
+    headers: tuple[tuple[bytes, bytes], ...]  # ready for the ASGI response
 
     @property
     def config(self) -> dict[str, Any]:
@@ -220,7 +221,13 @@ class Fleet:
         # device_type first, as the client authors' examples show it
         body = orjson.dumps({"device_type": config.pop("device_type"), **config})
         etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
-        return Resolved(device_type, layers, body, etag)
+        headers = (
+            (b"content-type", b"application/json"),
+            (b"etag", etag.encode()),
+            (b"cache-control", b"no-cache"),
+            (b"content-length", str(len(body)).encode()),
+        )
+        return Resolved(device_type, layers, body, etag, headers)
 
     # Loading
 

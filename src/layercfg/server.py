@@ -1,0 +1,415 @@
+"""The HTTP service: a thin Starlette app over the resolved fleet."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from contextlib import asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvicorn
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from . import __version__
+from ._metrics import CONTENT_TYPE, Metrics
+from .errors import RepositoryError, ResolutionError
+from .fleet import Fleet, Resolved, load_fleet
+from .layers import valid_hostname
+
+logger = logging.getLogger("layercfg")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+EXIT_OK = 0
+EXIT_INVALID_REPO = 1
+_OPTIONS_ENV = "LAYERCFG_SERVER_OPTIONS"
+_KNOWN_METHODS = {"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"}
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a server process needs to know; passed to worker processes as JSON."""
+
+    repo: str = "."
+    state_dir: str | None = None
+    log_level: str = "info"
+
+
+class Service:
+    """The fleet being served, and the counters about serving it.
+
+    `fleet` is replaced in one assignment, so a request sees either the old
+    revision or the new one, never a mix.
+    """
+
+    def __init__(self, fleet: Fleet, options: Options) -> None:
+        self.fleet = fleet
+        self.options = options
+        self.metrics = Metrics()
+        self.problems: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+        self._pending: set[Path] = set()
+        self._publish(fleet)
+
+    def _publish(self, fleet: Fleet) -> None:
+        self.metrics.devices.set(len(fleet.devices()))
+        self.metrics.revision.info({"revision": fleet.revision})
+
+    async def update(self, paths: Iterable[Path] | None = None) -> Fleet:
+        """Load the changed files (every file when None) and serve the result.
+
+        Raises RepositoryError, and keeps serving the current revision, when
+        the new file set is invalid; files that failed are read again on the
+        next update, so fixing them is enough to recover.
+        """
+        async with self._lock:
+            wanted = None if paths is None else self._pending | set(paths)
+            current = self.fleet
+            try:
+                fleet = await asyncio.to_thread(current.reload, wanted)
+            except RepositoryError as exc:
+                if wanted is not None:
+                    self._pending = wanted
+                self.problems = [p.to_json() for p in exc.problems]
+                self.metrics.reloads.labels("failed").inc()
+                logger.error(
+                    "Kept revision %s: the changed files have %d problem(s):\n%s",
+                    current.revision, len(exc.problems), exc,
+                )
+                raise
+            self._pending = set()
+            self.problems = []
+            self.fleet = fleet
+            self.metrics.reloads.labels("loaded").inc()
+            self._publish(fleet)
+            if fleet.revision != current.revision:
+                logger.info(
+                    "Loaded revision %s with %d devices",
+                    fleet.revision, len(fleet.devices()),
+                )
+            return fleet
+
+
+def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        orjson.dumps(document), status, headers, media_type="application/json"
+    )
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> Response:
+    return _json(status, {"error": error, "message": message, **extra})
+
+
+def _not_found(device_id: str) -> Response:
+    return _error(
+        404,
+        "Device not found",
+        "No configuration available for this device",
+        device_id=device_id,
+    )
+
+
+def _invalid_id(device_id: str) -> Response:
+    return _error(
+        400,
+        "Invalid device id",
+        "A device id is a hostname: letters, digits, '-' and '.', labels of 1 "
+        "to 63 characters, at most 253 in all",
+        device_id=device_id,
+    )
+
+
+def _unservable(exc: ResolutionError) -> Response:
+    return _error(
+        500,
+        "Invalid configuration",
+        "The merged config of this device fails validation; fix the layer files",
+        device_id=exc.device,
+        problems=[p.to_json() for p in exc.problems],
+    )
+
+
+class ConfigEndpoint:
+    """`/config/{device_id}`: the hot path sends prepared bytes and headers."""
+
+    def __init__(self, service: Service) -> None:
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"]
+        device_id: str = scope["path_params"]["device_id"]
+        resolved: Resolved | Response | None = None
+        if method in ("GET", "HEAD") and not scope["query_string"]:
+            resolved = self.service.fleet._entries.get(device_id.lower())
+        if resolved is None:
+            resolved = self._slow_path(scope, receive, method, device_id)
+        if isinstance(resolved, Response):
+            await resolved(scope, receive, send)
+        else:
+            await _send_config(scope, send, resolved, method == "HEAD")
+
+    def _slow_path(
+        self, scope: Scope, receive: Receive, method: str, device_id: str
+    ) -> Resolved | Response:
+        if not valid_hostname(device_id.lower()):
+            return _invalid_id(device_id)
+        if method not in ("GET", "HEAD"):
+            return _method_not_allowed(["GET", "HEAD"])
+        explain = Request(scope, receive).query_params.get("explain", "").lower()
+        fleet = self.service.fleet
+        try:
+            if explain in ("1", "true", "yes"):
+                return _explain(fleet, device_id)
+            resolved = fleet.resolve(device_id)
+        except ResolutionError as exc:
+            self.service.metrics.resolution_failures.inc()
+            logger.error("Refused to serve %s: %s", device_id, exc)
+            return _unservable(exc)
+        return _not_found(device_id) if resolved is None else resolved
+
+
+async def _send_config(scope: Scope, send: Send, resolved: Resolved, head: bool) -> None:
+    if _etag_matches(scope, resolved.etag):
+        start = {"type": "http.response.start", "status": 304,
+                 "headers": resolved.headers[1:3]}
+        await send(start)
+        await send({"type": "http.response.body", "body": b""})
+        return
+    start = {"type": "http.response.start", "status": 200, "headers": resolved.headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": b"" if head else resolved.body})
+
+
+def _etag_matches(scope: Scope, etag: str) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"if-none-match":
+            tags = [t.strip().removeprefix("W/") for t in value.decode("latin-1").split(",")]
+            return "*" in tags or etag in tags
+    return False
+
+
+def _method_not_allowed(allowed: list[str]) -> Response:
+    return _json(
+        405,
+        {"error": "Method not allowed", "message": "Allowed: " + ", ".join(allowed),
+         "allowed": allowed},
+        {"Allow": ", ".join(allowed)},
+    )
+
+
+def _explain(fleet: Fleet, device_id: str) -> Response:
+    explanation = fleet.explain(device_id)
+    if explanation is None:
+        return _not_found(device_id)
+    resolved = explanation.resolved
+    document = {
+        "device_id": explanation.hostname,
+        "device_type": resolved.device_type,
+        "etag": resolved.etag,
+        "layers": [
+            {"kind": la.kind, "name": la.name, "file": la.file} for la in resolved.layers
+        ],
+        "values": [
+            {
+                "path": o.path,
+                "value": o.value,
+                "file": o.layer.file,
+                "line": o.line,
+                "kind": o.layer.kind,
+                **({"written_at": o.layer.written_at} if o.layer.written_at else {}),
+                "replaced": [
+                    {"file": la.file, "line": line, "value": value}
+                    for la, line, value in o.replaced
+                ],
+            }
+            for o in explanation.origins
+        ],
+    }
+    return _json(200, document)
+
+
+async def health(request: Request) -> Response:
+    service: Service = request.app.state.service
+    fleet = service.fleet
+    document: dict[str, Any] = {
+        "status": "degraded" if service.problems else "healthy",
+        "service": "layercfg",
+        "version": __version__,
+        "revision": fleet.revision,
+        "devices": len(fleet.devices()),
+    }
+    if service.problems:
+        document["reason"] = "the files changed and the new set is invalid; " \
+            "serving the last good revision"
+        document["problems"] = service.problems
+    return _json(200, document)
+
+
+async def devices(request: Request) -> Response:
+    fleet: Fleet = request.app.state.service.fleet
+    listing = [
+        {**asdict(info), "groups": list(info.groups), "files": list(info.files)}
+        for info in fleet.devices()
+    ]
+    return _json(200, {"revision": fleet.revision, "devices": listing})
+
+
+async def metrics(request: Request) -> Response:
+    service: Service = request.app.state.service
+    return Response(service.metrics.render(), media_type=CONTENT_TYPE)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return _error(404, "Not found", f"No route for {request.url.path}")
+    if exc.status_code == 405:
+        allowed = sorted((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        return _method_not_allowed(allowed)
+    return _error(exc.status_code, "HTTP error", str(exc.detail))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    logger.exception("Request %s %s failed", request.method, request.url.path)
+    return _error(500, "Internal server error", "An unexpected error occurred")
+
+
+class _Front:
+    """Normalises the paths real clients produce and counts every response.
+
+    A server URL configured with a trailing slash gives `//config/x`; some
+    clients add a trailing slash. Both are served as the canonical path, with
+    no redirect (the exporter would not follow one for a PUT).
+    """
+
+    def __init__(self, app: Starlette, service: Service) -> None:
+        self.app = app
+        self.metrics = service.metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path.startswith("//") or (path.endswith("/") and len(path) > 1):
+            scope["path"] = "/" + path.strip("/")
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+        route = _route_of(scope["path"])
+        metrics = self.metrics
+
+        async def counted(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                metrics.count(route, method, message["status"])
+            await send(message)
+
+        await self.app(scope, receive, counted)
+
+
+_ROUTES = ("/health", "/devices", "/metrics", "/-/reload", "/openapi.json")
+
+
+def _route_of(path: str) -> str:
+    if path.startswith("/config/"):
+        return "/config/{device_id}"
+    return path if path in _ROUTES else "other"
+
+
+def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
+    """The ASGI app serving `fleet`."""
+    service = Service(fleet, options or Options(repo=str(fleet.repo)))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        logger.info(
+            "Serving revision %s with %d devices from %s",
+            fleet.revision, len(fleet.devices()), fleet.repo,
+        )
+        yield
+        logger.info("Stopped serving %s", fleet.repo)
+
+    app = Starlette(
+        routes=[
+            Route("/config/{device_id:path}", ConfigEndpoint(service)),
+            Route("/health", health),
+            Route("/devices", devices),
+            Route("/metrics", metrics),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _server_error},
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    return _Front(app, service)
+
+
+def app_from_environment() -> _Front:
+    """App factory for uvicorn worker processes: options come in the environment."""
+    options = Options(**json.loads(os.environ[_OPTIONS_ENV]))
+    _configure_logging(options.log_level)
+    return create_app(_load(options), options)
+
+
+def _load(options: Options) -> Fleet:
+    repo = Path(options.repo)
+    state = Path(options.state_dir) if options.state_dir else None
+    return load_fleet(repo, state)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Validate the repository, then serve it with uvicorn until stopped."""
+    _configure_logging(args.log_level)
+    options = Options(
+        repo=args.repo, state_dir=args.state_dir, log_level=args.log_level
+    )
+    try:
+        fleet = _load(options)
+    except RepositoryError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(
+            f"Refusing to start: {len(exc.problems)} problem(s) in {args.repo}",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID_REPO
+    settings: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "access_log": not args.no_access_log,
+        "log_level": args.log_level,
+        "http": "httptools",
+        "loop": "uvloop",
+        "log_config": None,
+    }
+    if args.workers > 1:
+        os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
+        uvicorn.run(
+            "layercfg.server:app_from_environment",
+            factory=True,
+            workers=args.workers,
+            **settings,
+        )
+    else:
+        uvicorn.run(create_app(fleet, options), **settings)
+    return EXIT_OK
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
