@@ -88,7 +88,8 @@ class Schema:
 
     def violations(self, config: Any) -> list[Violation]:
         """Every rule `config` breaks, in a stable order; empty when valid."""
-        if self._fast.is_valid(config) and not _has_float(config):
+        fast_valid = self._fast.is_valid(config)
+        if fast_valid and not _has_float(config):
             return []
         found = [
             Violation(
@@ -100,6 +101,19 @@ class Schema:
             )
             for error in self._full.iter_errors(config)
         ]
+        if not found and not fast_valid:
+            # The two libraries read some regexes differently (a `$` before a
+            # final newline); the stricter verdict wins.
+            found = [
+                Violation(
+                    tuple(error.instance_path),
+                    str(error.schema_path[-1]) if error.schema_path else "schema",
+                    error.message,
+                    error.instance,
+                    (tuple(error.instance_path),),
+                )
+                for error in self._fast.iter_errors(config)
+            ]
         return sorted(found, key=lambda v: (str(v.path), v.rule, v.message))
 
 

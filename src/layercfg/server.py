@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from starlette.routing import Route
 
 from . import __version__
 from ._metrics import CONTENT_TYPE, Metrics
+from ._reload import Watcher
 from .errors import RepositoryError, ResolutionError
 from .fleet import Fleet, Resolved, load_fleet
 from .layers import valid_hostname
@@ -289,6 +291,48 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _error(500, "Internal server error", "An unexpected error occurred")
 
 
+async def reload(request: Request) -> Response:
+    service: Service = request.app.state.service
+    try:
+        fleet = await service.update(None)
+    except RepositoryError as exc:
+        return _error(
+            422,
+            "Invalid repository",
+            "The files have problems; still serving the last good revision",
+            revision=service.fleet.revision,
+            problems=[p.to_json() for p in exc.problems],
+        )
+    return _json(200, {"status": "reloaded", "revision": fleet.revision,
+                       "devices": len(fleet.devices())})
+
+
+@asynccontextmanager
+async def _watching(service: Service) -> AsyncIterator[None]:
+    """Reload on file changes and on SIGHUP while the app runs."""
+    fleet = service.fleet
+    (fleet.state_dir / "devices").mkdir(parents=True, exist_ok=True)
+    stop = asyncio.Event()
+    watcher = Watcher(fleet.repo, fleet.state_dir, service.update)
+    task = asyncio.create_task(watcher.run(stop))
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[Any]] = set()
+
+    def on_hangup() -> None:
+        logger.info("Received SIGHUP; reading every file again")
+        job = loop.create_task(watcher._apply(None))
+        pending.add(job)
+        job.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+        stop.set()
+        await task
+
+
 class _Front:
     """Normalises the paths real clients produce and counts every response.
 
@@ -339,7 +383,8 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
             "Serving revision %s with %d devices from %s",
             fleet.revision, len(fleet.devices()), fleet.repo,
         )
-        yield
+        async with _watching(service):
+            yield
         logger.info("Stopped serving %s", fleet.repo)
 
     app = Starlette(
@@ -348,6 +393,7 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
             Route("/health", health),
             Route("/devices", devices),
             Route("/metrics", metrics),
+            Route("/-/reload", reload, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
@@ -413,3 +459,5 @@ def _configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # watchfiles reports every batch of events; layercfg logs what it loads
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)
