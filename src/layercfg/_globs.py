@@ -7,7 +7,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from fnmatch import fnmatchcase
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -117,7 +117,7 @@ def globs_overlap(a: str, b: str) -> bool:
     """Whether some name matches both globs."""
     left, right = _tokens(a), _tokens(b)
 
-    @lru_cache(maxsize=None)
+    @cache
     def meet(i: int, j: int) -> bool:
         if i == len(left) and j == len(right):
             return True

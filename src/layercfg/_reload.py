@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -29,10 +30,17 @@ class Watcher:
         self.repo = repo
         self.state_dir = state_dir
         self.update = update
-        self.roots = [repo / "profiles", repo / "overrides", repo / "schema",
-                      state_dir / "devices"]
-        self.folders = [*self.roots, repo / "overrides" / "groups",
-                        repo / "overrides" / "devices"]
+        self.roots = [
+            repo / "profiles",
+            repo / "overrides",
+            repo / "schema",
+            state_dir / "devices",
+        ]
+        self.folders = [
+            *self.roots,
+            repo / "overrides" / "groups",
+            repo / "overrides" / "devices",
+        ]
 
     async def run(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set; restart the watch when a folder is replaced."""
@@ -81,7 +89,6 @@ class Watcher:
         return identities
 
     async def _apply(self, paths: list[Path] | None) -> None:
-        try:
+        # a failed load is logged and reported on /health by the service
+        with contextlib.suppress(RepositoryError):
             await self.update(paths)
-        except RepositoryError:
-            pass  # logged and reported on /health by the service

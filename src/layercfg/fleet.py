@@ -201,10 +201,16 @@ class Fleet:
     def _chain(
         self, name: str, groups: list[Layer], own: dict[str, Layer]
     ) -> tuple[tuple[Layer, ...], str]:
-        above = [self._defaults, *groups, *(own[k] for k in ("state", "device") if k in own)]
+        above = [
+            self._defaults,
+            *groups,
+            *(own[k] for k in ("state", "device") if k in own),
+        ]
         setter = next((la for la in reversed(above) if "device_type" in la.data), None)
         device_type = setter.data["device_type"] if setter else None
-        profile = self._profiles.get(device_type) if isinstance(device_type, str) else None
+        profile = (
+            self._profiles.get(device_type) if isinstance(device_type, str) else None
+        )
         if profile is None:
             raise ResolutionError(name, [_type_problem(name, setter, device_type)])
         return (self._defaults, profile, *above[1:]), device_type
@@ -216,7 +222,9 @@ class Fleet:
             merge.apply_patch(config, la.data)
         violations = self.schema.violations(config) + _port_clash(config)
         if violations:
-            problems = [p for v in violations for p in _violation_problems(name, v, layers)]
+            problems = [
+                p for v in violations for p in _violation_problems(name, v, layers)
+            ]
             raise ResolutionError(name, problems)
         # device_type first, as the client authors' examples show it
         body = orjson.dumps({"device_type": config.pop("device_type"), **config})
@@ -418,8 +426,15 @@ def _port_clash(config: dict[str, Any]) -> list[Violation]:
     if port is None or port != reload_port:
         return []
     message = f"{reload_port!r} is also the metrics port; the two must differ"
-    return [Violation(("reload_port",), "distinct-ports", message, reload_port,
-                      (("port",), ("reload_port",)))]
+    return [
+        Violation(
+            ("reload_port",),
+            "distinct-ports",
+            message,
+            reload_port,
+            (("port",), ("reload_port",)),
+        )
+    ]
 
 
 def _violation_problems(

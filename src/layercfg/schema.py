@@ -73,7 +73,9 @@ class Schema:
             self._fast = jsonschema_rs.validator_for(document)
         except (jsonschema.SchemaError, ValueError) as exc:
             message = getattr(exc, "message", str(exc))
-            raise ConfigFileError(file, None, f"not a valid JSON Schema: {message}")
+            raise ConfigFileError(
+                file, None, f"not a valid JSON Schema: {message}"
+            ) from None
         self._full = _Validator(document)
         self.document = document
 
