@@ -119,19 +119,17 @@ def globs_overlap(a: str, b: str) -> bool:
 
     @cache
     def meet(i: int, j: int) -> bool:
-        if i == len(left) and j == len(right):
+        left_done, right_done = i == len(left), j == len(right)
+        if left_done and right_done:
             return True
-        x = left[i] if i < len(left) else False
-        y = right[j] if j < len(right) else False
-        if x is None and meet(i + 1, j):
-            return True
-        if y is None and meet(i, j + 1):
-            return True
-        if x is None and y is not False:
-            return meet(i, j + 1)
-        if y is None and x is not False:
-            return meet(i + 1, j)
-        if x is False or y is False or x is None or y is None:
+        x = None if left_done else left[i]
+        y = None if right_done else right[j]
+        if not left_done and x is None:
+            # the star matches nothing, or one more character of the other side
+            return meet(i + 1, j) or (not right_done and meet(i, j + 1))
+        if not right_done and y is None:
+            return meet(i, j + 1) or (not left_done and meet(i + 1, j))
+        if x is None or y is None:
             return False
         return _chars_meet(x, y) and meet(i + 1, j + 1)
 

@@ -116,12 +116,15 @@ class Fleet:
         """
         name = hostname.lower()
         found = self._entries.get(name)
-        if found is None:
-            memo = self._memo.get(name, False)
-            found = self._resolve_unfiled(name) if memo is False else memo
-        if isinstance(found, ResolutionError):
-            raise found
-        return found
+        if found is not None:
+            return found
+        if name in self._memo:
+            result = self._memo[name]
+        else:
+            result = self._resolve_unfiled(name)
+        if isinstance(result, ResolutionError):
+            raise result
+        return result
 
     def _resolve_unfiled(self, name: str) -> Resolved | ResolutionError | None:
         groups = self._index.matches(name)
@@ -213,7 +216,7 @@ class Fleet:
         )
         if profile is None:
             raise ResolutionError(name, [_type_problem(name, setter, device_type)])
-        return (self._defaults, profile, *above[1:]), device_type
+        return (self._defaults, profile, *above[1:]), profile.name
 
     def _compute(self, name: str, groups: list[Layer]) -> Resolved:
         layers, device_type = self._chain(name, groups, self._own.get(name, {}))
