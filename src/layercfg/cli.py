@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,6 +100,18 @@ def _add_serve(commands: Any) -> None:
         default="info",
         help="Lowest level of the messages logged (default: %(default)s).",
     )
+    serve.add_argument(
+        "--ssl-certfile",
+        metavar="FILE",
+        type=Path,
+        help="PEM certificate chain; serve HTTPS instead of HTTP.",
+    )
+    serve.add_argument(
+        "--ssl-keyfile",
+        metavar="FILE",
+        type=Path,
+        help="PEM private key of the certificate, unless the certificate file has it.",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,6 +127,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.command == "serve":
         from .server import serve
 
+        problem = _tls_problem(args.ssl_certfile, args.ssl_keyfile)
+        if problem:
+            stderr.write(f"layercfg: {problem}\n")
+            return USAGE
         return serve(args)
     try:
         fleet = load_fleet(args.repo, args.state_dir)
@@ -124,6 +141,17 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.command == "devices":
         return _devices(fleet, stdout)
     return _resolve(fleet, args, stdout, stderr)
+
+
+def _tls_problem(certfile: Path | None, keyfile: Path | None) -> str | None:
+    if certfile is None:
+        return "--ssl-keyfile: needs --ssl-certfile" if keyfile else None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(certfile, keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        return f"--ssl-certfile: cannot use {str(certfile)!r}: {exc}"
+    return None
 
 
 def _report(problems: list[Problem], stderr: TextIO) -> int:

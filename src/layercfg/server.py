@@ -439,6 +439,8 @@ def serve(args: argparse.Namespace) -> int:
         "http": "httptools",
         "loop": "uvloop",
         "log_config": None,
+        "ssl_certfile": args.ssl_certfile,
+        "ssl_keyfile": args.ssl_keyfile,
     }
     if args.workers > 1:
         os.environ[_OPTIONS_ENV] = json.dumps(asdict(options))
