@@ -29,23 +29,24 @@ class GlobIndex(Generic[T]):
     """
 
     def __init__(self, items: Iterable[tuple[T, Sequence[str]]]) -> None:
-        self._buckets: dict[str, list[tuple[str, T]]] = {}
-        for item, patterns in items:
+        self._buckets: dict[str, list[tuple[str, int, T]]] = {}
+        for rank, (item, patterns) in enumerate(items):
             for pattern in patterns:
                 bucket = self._buckets.setdefault(literal_prefix(pattern), [])
-                bucket.append((pattern, item))
+                bucket.append((pattern, rank, item))
         self._lengths = sorted({len(prefix) for prefix in self._buckets})
 
     def matches(self, name: str) -> list[T]:
         """Items with a glob matching `name`, each once, in insertion order."""
-        found: list[T] = []
+        found: dict[int, T] = {}
         for length in self._lengths:
             if length > len(name):
                 break
-            for pattern, item in self._buckets.get(name[:length], ()):
-                if item not in found and fnmatchcase(name, pattern):
-                    found.append(item)
-        return found
+            for pattern, rank, item in self._buckets.get(name[:length], ()):
+                if rank not in found and fnmatchcase(name, pattern):
+                    found[rank] = item
+        # buckets are visited by prefix length, which says nothing about order
+        return [found[rank] for rank in sorted(found)]
 
 
 def names_matching(pattern: str, sorted_names: Sequence[str]) -> list[str]:
