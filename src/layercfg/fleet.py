@@ -529,13 +529,27 @@ def _ties(groups: list[Layer]) -> list[Problem]:
 
 
 def _first_conflict(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, ...] | None:
+    """The first path whose value depends on which of `a` and `b` applies last."""
     left, right = merge.leaves(a), merge.leaves(b)
     for path, value in left.items():
         if path in right and not merge.same(value, right[path]):
             return path
-        if any(other[: len(path)] == path for other in right if other != path):
-            return path
+        for other, other_value in right.items():
+            if _replaces(path, value, other):
+                return path
+            if _replaces(other, other_value, path):
+                return other
     return None
+
+
+def _replaces(path: tuple[str, ...], value: Any, deeper: tuple[str, ...]) -> bool:
+    """Whether setting `value` at `path` discards what a patch sets at `deeper`."""
+    # an empty mapping merges into what is there: it replaces nothing below it
+    return (
+        not isinstance(value, dict)
+        and len(deeper) > len(path)
+        and deeper[: len(path)] == path
+    )
 
 
 def _can_share_a_host(a: Layer, b: Layer) -> bool:
