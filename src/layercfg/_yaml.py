@@ -55,6 +55,17 @@ for _tag, _pattern, _first in [
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
+    def construct_yaml_int(self, node: Node) -> int:
+        # YAML 1.2: `010` is ten, where PyYAML's 1.1 rules read 8 (and fail on `09`)
+        value = self.construct_scalar(node)
+        if _DECIMAL.fullmatch(value) is None:
+            raise _located(node, f"expected a decimal integer, found {value!r}")
+        return int(value)
+
+    def construct_not_json(self, node: Node) -> Any:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        raise _located(node, f"{tag} values are not allowed: a layer holds JSON values")
+
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:
         assert isinstance(node, MappingNode)
         seen: dict[Any, int] = {}
@@ -71,6 +82,14 @@ class _Constructor(yaml.constructor.SafeConstructor):
                 )
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+_DECIMAL = re.compile(r"[-+]?[0-9]+")
+_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+for _tag in ("binary", "timestamp", "set", "omap", "pairs"):
+    _Constructor.add_constructor(
+        f"tag:yaml.org,2002:{_tag}", _Constructor.construct_not_json
+    )
 
 
 class _Loader(_Parser, _Constructor, _Resolver):  # type: ignore[misc, valid-type]
@@ -138,8 +157,8 @@ def load_mapping(file: str, source: bytes) -> dict[str, Any]:
     try:
         loader, node = _compose(file, source)
         try:
-            if node is None:
-                return {}
+            if node is None or node.tag == "tag:yaml.org,2002:null":
+                return {}  # no document, or one holding nothing (`---` alone)
             if not isinstance(node, MappingNode):
                 raise _located(
                     node, f"expected a mapping at the top level, found {node.id}"
