@@ -1,0 +1,1 @@
+"""Benchmark suite for layercfg: HTTP overhead against baselines, and fleet scale."""
