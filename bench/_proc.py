@@ -124,6 +124,8 @@ def request(port: int, path: str, method: str = "GET", timeout: float = 5.0) -> 
         conn.request(method, path)
         resp = conn.getresponse()
         return Reply(resp.status, resp.read(), resp.getheader("content-type", ""))
+    except http.client.HTTPException as exc:
+        raise BenchError(f"{method} {path}: bad HTTP answer: {exc!r}") from exc
     finally:
         conn.close()
 

@@ -162,7 +162,7 @@ def _one_round(plan: Plan, contender: Contender, number: int) -> Round:
         load = _wrk.run(port, path, plan.seconds, proc.pid, wrk_cpu)
         verify(contender, plan, _proc.request(port, path), "after the load")
         return Round(load)
-    except (BenchError, OSError) as exc:
+    except (BenchError, OSError, ValueError) as exc:
         return Round(None, str(exc))
     finally:
         _proc.stop(proc)

@@ -150,7 +150,7 @@ def _serve(
             f"cold start {result.cold_start_s:.1f} s, {result.rss_ready_mib:.0f} MiB"
         )
         _measure_served(result, plan, folder, devices, served, progress)
-    except BenchError as exc:
+    except (BenchError, OSError, ValueError) as exc:
         result.errors.append(str(exc))
         progress(f"scale run stopped: {exc}")
     finally:
