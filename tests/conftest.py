@@ -15,6 +15,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import HealthCheck, settings
+
+# Test machines are shared and noisy: a slow example is not a failure.
+settings.register_profile(
+    "layercfg", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("layercfg")
 
 ROOT = Path(__file__).resolve().parent.parent
 FLEET_DIRS = ("profiles", "overrides", "schema")

@@ -3,10 +3,10 @@ whether two globs can ever match the same name."""
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
-from fnmatch import fnmatchcase
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache, lru_cache
 from typing import Generic, TypeVar
 
@@ -29,11 +29,12 @@ class GlobIndex(Generic[T]):
     """
 
     def __init__(self, items: Iterable[tuple[T, Sequence[str]]]) -> None:
-        self._buckets: dict[str, list[tuple[str, int, T]]] = {}
+        self._buckets: dict[str, list[tuple[Callable[[str], object], int, T]]] = {}
         for rank, (item, patterns) in enumerate(items):
             for pattern in patterns:
+                match = re.compile(fnmatch.translate(pattern)).match
                 bucket = self._buckets.setdefault(literal_prefix(pattern), [])
-                bucket.append((pattern, rank, item))
+                bucket.append((match, rank, item))
         self._lengths = sorted({len(prefix) for prefix in self._buckets})
 
     def matches(self, name: str) -> list[T]:
@@ -42,8 +43,8 @@ class GlobIndex(Generic[T]):
         for length in self._lengths:
             if length > len(name):
                 break
-            for pattern, rank, item in self._buckets.get(name[:length], ()):
-                if rank not in found and fnmatchcase(name, pattern):
+            for match, rank, item in self._buckets.get(name[:length], ()):
+                if rank not in found and match(name):
                     found[rank] = item
         # buckets are visited by prefix length, which says nothing about order
         return [found[rank] for rank in sorted(found)]
@@ -57,7 +58,7 @@ def names_matching(pattern: str, sorted_names: Sequence[str]) -> list[str]:
     for name in sorted_names[start:]:
         if not name.startswith(prefix):
             break
-        if fnmatchcase(name, pattern):
+        if fnmatch.fnmatchcase(name, pattern):
             found.append(name)
     return found
 

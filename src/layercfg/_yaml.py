@@ -7,12 +7,18 @@ from functools import lru_cache
 from typing import Any
 
 import yaml
+from yaml.events import (
+    MappingEndEvent,
+    MappingStartEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .errors import ConfigFileError
 
 try:
-    from yaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser
 except ImportError:  # PyYAML built without libyaml: same results, slower
     from yaml.composer import Composer
     from yaml.parser import Parser
@@ -92,7 +98,7 @@ for _tag in ("binary", "timestamp", "set", "omap", "pairs"):
     )
 
 
-class _Loader(_Parser, _Constructor, _Resolver):  # type: ignore[misc, valid-type]
+class _Loader(_Parser, _Constructor, _Resolver):  # type: ignore[misc]
     def __init__(self, stream: str | bytes) -> None:
         _Parser.__init__(self, stream)
         _Constructor.__init__(self)
@@ -141,12 +147,43 @@ def _compose(file: str, source: bytes) -> tuple[_Loader, Node | None]:
         raise ConfigFileError(
             file, None, f"file is {len(source)} bytes, the limit is {MAX_FILE_BYTES}"
         )
+    if _may_nest_deeply(source):
+        _check_depth(source)
     loader = _Loader(source)
     try:
         return loader, loader.get_single_node()
     except BaseException:
         loader.dispose()
         raise
+
+
+# Fewer collection openers than this cannot nest past MAX_DEPTH in a way that
+# threatens libyaml's recursive composer, whose stack overflow would crash
+# the whole process instead of raising.
+_OPENER_BUDGET = 2_000
+
+
+def _may_nest_deeply(source: bytes) -> bool:
+    openers = source.count(b"[") + source.count(b"{") + source.count(b"-")
+    return openers > _OPENER_BUDGET
+
+
+def _check_depth(source: bytes) -> None:
+    """Measure nesting from the event stream, which libyaml reads iteratively."""
+    loader = _Loader(source)
+    depth = 0
+    try:
+        while loader.check_event():
+            event = loader.get_event()
+            if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1
+                    raise _LocatedError(line, f"nested deeper than {MAX_DEPTH} levels")
+            elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
+                depth -= 1
+    finally:
+        loader.dispose()
 
 
 def load_mapping(file: str, source: bytes) -> dict[str, Any]:
@@ -161,10 +198,11 @@ def load_mapping(file: str, source: bytes) -> dict[str, Any]:
                 return {}  # no document, or one holding nothing (`---` alone)
             if not isinstance(node, MappingNode):
                 raise _located(
-                    node, f"expected a mapping at the top level, found {node.id}"
+                    node,
+                    f"expected a mapping at the top level, found a {node.id}",  # type: ignore[attr-defined]
                 )
             _check_size(node)
-            data = loader.construct_document(node)
+            data: dict[str, Any] = loader.construct_document(node)
         finally:
             loader.dispose()
     except _LocatedError as exc:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +14,8 @@ from typing import Any
 import orjson
 
 from . import _yaml
-from .errors import ConfigFileError
-from .schema import SCHEMA_FILE
+from .errors import ConfigFileError, Problem
+from .schema import SCHEMA_FILE, holds_float
 
 DEFAULTS = "defaults"
 DEVICE_TYPES = (
@@ -48,6 +50,11 @@ class Layer:
     match: tuple[str, ...] = ()
     priority: int = 0
     written_at: str | None = None
+    has_float: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # the schema check walks a config for floats only when a layer has one
+        object.__setattr__(self, "has_float", holds_float(self.data))
 
     def line_of(self, path: tuple[str | int, ...]) -> int | None:
         """The line that sets `path` in this file, or the nearest parent's."""
@@ -69,62 +76,67 @@ class FileRef:
     kind: str
     name: str
     file: str  # shown to operators: relative to the repo when inside it
-    path: Path
+    path: str
 
 
 def scan(repo: Path, state_dir: Path) -> dict[str, FileRef]:
     """Every layer file of the repository and state directory, by display name."""
     refs: dict[str, FileRef] = {}
-    for ref in _refs_in(repo, repo / "profiles", "profile"):
-        refs[ref.file] = ref
-    for ref in _refs_in(repo, repo / "overrides" / "groups", "group"):
-        refs[ref.file] = ref
-    for ref in _refs_in(repo, repo / "overrides" / "devices", "device"):
-        refs[ref.file] = ref
-    for ref in _refs_in(repo, state_dir / "devices", "state"):
-        refs[ref.file] = ref
-    schema = repo / SCHEMA_FILE
-    refs[SCHEMA_FILE] = FileRef("schema", "schema", SCHEMA_FILE, schema)
+    for folder, kind in _folders(repo, state_dir):
+        for ref in _refs_in(repo, folder, kind):
+            refs[ref.file] = ref
+    refs[SCHEMA_FILE] = FileRef(
+        "schema", "schema", SCHEMA_FILE, str(repo / SCHEMA_FILE)
+    )
     return refs
 
 
 def ref_for(repo: Path, state_dir: Path, path: Path) -> FileRef | None:
     """The layer file `path` would be, or None when layercfg ignores it."""
     if path == repo / SCHEMA_FILE:
-        return FileRef("schema", "schema", SCHEMA_FILE, path)
-    for folder, kind in (
+        return FileRef("schema", "schema", SCHEMA_FILE, str(path))
+    for folder, kind in _folders(repo, state_dir):
+        if path.parent == folder:
+            return _ref(_shown(repo, folder), str(folder), path.name, kind)
+    return None
+
+
+def _folders(repo: Path, state_dir: Path) -> list[tuple[Path, str]]:
+    return [
         (repo / "profiles", "profile"),
         (repo / "overrides" / "groups", "group"),
         (repo / "overrides" / "devices", "device"),
         (state_dir / "devices", "state"),
-    ):
-        if path.parent == folder:
-            return _ref(repo, path, kind)
-    return None
+    ]
+
+
+def _shown(repo: Path, folder: Path) -> str:
+    """How operators see `folder`: relative to the repo when inside it."""
+    try:
+        return str(folder.relative_to(repo))
+    except ValueError:
+        return str(folder)
 
 
 def _refs_in(repo: Path, folder: Path, kind: str) -> list[FileRef]:
+    # plain strings, not Path objects: this runs once per file of the fleet
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
         return []
-    refs = (_ref(repo, folder / name, kind) for name in names)
+    shown, where = _shown(repo, folder), str(folder)
+    refs = (_ref(shown, where, name, kind) for name in names)
     return [ref for ref in refs if ref is not None]
 
 
-def _ref(repo: Path, path: Path, kind: str) -> FileRef | None:
-    name = path.name
+def _ref(shown: str, folder: str, name: str, kind: str) -> FileRef | None:
     suffixes = (".json",) if kind == "state" else _YAML_SUFFIXES
     if name.startswith(".") or not name.endswith(suffixes):
         return None
     stem = name.rsplit(".", 1)[0]
     if kind == "profile" and stem == DEFAULTS:
         kind = "defaults"
-    try:
-        shown = str(path.relative_to(repo))
-    except ValueError:
-        shown = str(path)
-    return FileRef(kind, stem, shown, path)
+    return FileRef(kind, stem, f"{shown}/{name}", f"{folder}/{name}")
 
 
 def digest(source: bytes) -> bytes:
@@ -234,3 +246,65 @@ def _parse_state(ref: FileRef, source: bytes) -> Layer:
         source,
         written_at=written_at if isinstance(written_at, str) else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What reading one file gave: a layer, the schema's bytes, or a problem.
+
+    `digest` is None when the file is gone, and `layer`, `source` and
+    `problem` are all None when its content is the one already known.
+    """
+
+    ref: FileRef
+    digest: bytes | None
+    layer: Layer | None = None
+    source: bytes | None = None
+    problem: Problem | None = None
+
+
+# Below this many files a second process costs more than it saves.
+_PARALLEL_FILES = 4096
+
+
+def read_all(refs: list[FileRef], known: dict[str, bytes]) -> list[Outcome]:
+    """Read and parse `refs`, skipping content whose digest `known` holds.
+
+    A large first load is parsed in one process per core: parsing YAML is
+    most of the time it takes to start on a big fleet.
+    """
+    workers = min(os.cpu_count() or 1, len(refs) // _PARALLEL_FILES)
+    if workers < 2 or known:
+        return [_read_one(ref, known.get(ref.file)) for ref in refs]
+    chunks = [refs[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("fork")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = list(pool.map(_read_chunk, chunks))
+    except (OSError, AssertionError):  # no processes to be had: read them here
+        return [_read_one(ref, None) for ref in refs]
+    return sorted((o for part in parts for o in part), key=lambda o: o.ref.file)
+
+
+def _read_chunk(refs: list[FileRef]) -> list[Outcome]:
+    return [_read_one(ref, None) for ref in refs]
+
+
+def _read_one(ref: FileRef, known: bytes | None) -> Outcome:
+    try:
+        with open(ref.path, "rb") as handle:
+            source = handle.read()
+    except FileNotFoundError:
+        return Outcome(ref, None)
+    except OSError as exc:
+        problem = Problem(f"cannot read the file: {exc.strerror}", file=ref.file)
+        return Outcome(ref, b"", problem=problem)  # no digest is empty
+    found = digest(source)
+    if found == known:
+        return Outcome(ref, found)
+    if ref.kind == "schema":
+        return Outcome(ref, found, source=source)
+    try:
+        return Outcome(ref, found, layer=parse(ref, source))
+    except ConfigFileError as exc:
+        return Outcome(ref, found, problem=exc.problem)

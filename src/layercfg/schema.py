@@ -88,10 +88,13 @@ class Schema:
             raise ConfigFileError(file, line, f"invalid JSON: {exc.msg}") from None
         return cls(document, file)
 
-    def violations(self, config: Any) -> list[Violation]:
-        """Every rule `config` breaks, in a stable order; empty when valid."""
+    def violations(self, config: Any, floats: bool = True) -> list[Violation]:
+        """Every rule `config` breaks, in a stable order; empty when valid.
+
+        `floats=False` promises that `config` holds no float, which saves a walk.
+        """
         fast_valid = self._fast.is_valid(config)
-        if fast_valid and not _has_float(config):
+        if fast_valid and not (floats and holds_float(config)):
             return []
         found = [
             Violation(
@@ -119,11 +122,12 @@ class Schema:
         return sorted(found, key=lambda v: (str(v.path), v.rule, v.message))
 
 
-def _has_float(value: Any) -> bool:
+def holds_float(value: Any) -> bool:
+    """Whether a float is anywhere in `value`."""
     if isinstance(value, dict):
-        return any(_has_float(v) for v in value.values())
+        return any(holds_float(v) for v in value.values())
     if isinstance(value, list):
-        return any(_has_float(v) for v in value)
+        return any(holds_float(v) for v in value)
     return isinstance(value, float)
 
 
