@@ -100,6 +100,7 @@ def _add_serve(commands: Any) -> None:
         default="info",
         help="Lowest level of the messages logged (default: %(default)s).",
     )
+    _add_write_options(serve)
     serve.add_argument(
         "--ssl-certfile",
         metavar="FILE",
@@ -111,6 +112,40 @@ def _add_serve(commands: Any) -> None:
         metavar="FILE",
         type=Path,
         help="PEM private key of the certificate, unless the certificate file has it.",
+    )
+
+
+def _add_write_options(serve: argparse.ArgumentParser) -> None:
+    serve.add_argument(
+        "--allow-registration",
+        action="store_true",
+        help="Let a PUT for an unknown device create its state, making it known.",
+    )
+    serve.add_argument(
+        "--token-file",
+        metavar="FILE",
+        help="File of write tokens, one a line (more may come in "
+        "LAYERCFG_WRITE_TOKENS); with no token at all, writes are open.",
+    )
+    serve.add_argument(
+        "--device-writable",
+        metavar="PATH",
+        action="append",
+        help="Dotted config path a write without a token may change; repeatable "
+        "(default: metrics and enabled_metrics).",
+    )
+    serve.add_argument(
+        "--write-rate",
+        metavar="RATE",
+        default="20/minute",
+        help="Writes each client address may make (default: %(default)s).",
+    )
+    serve.add_argument(
+        "--max-body-bytes",
+        metavar="N",
+        type=int,
+        default=65_536,
+        help="Largest request body accepted, in bytes (default: %(default)s).",
     )
 
 

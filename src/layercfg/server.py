@@ -24,8 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from . import __version__
+from ._auth import DEVICE_WRITABLE, AuthConfigError, load_tokens, parse_rate
 from ._metrics import CONTENT_TYPE, Metrics
 from ._reload import Watcher
+from ._writes import Writes
 from .errors import RepositoryError, ResolutionError
 from .fleet import Fleet, Resolved, load_fleet
 from .layers import valid_hostname
@@ -39,6 +41,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 EXIT_OK = 0
 EXIT_INVALID_REPO = 1
+EXIT_BAD_OPTIONS = 2
 _OPTIONS_ENV = "LAYERCFG_SERVER_OPTIONS"
 _KNOWN_METHODS = {"GET", "HEAD", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"}
 
@@ -50,6 +53,11 @@ class Options:
     repo: str = "."
     state_dir: str | None = None
     log_level: str = "info"
+    allow_registration: bool = False
+    token_file: str | None = None
+    device_writable: tuple[str, ...] = DEVICE_WRITABLE
+    write_rate: str = "20/minute"
+    max_body_bytes: int = 65_536
 
 
 class Service:
@@ -151,6 +159,7 @@ class ConfigEndpoint:
 
     def __init__(self, service: Service) -> None:
         self.service = service
+        self.writes = Writes(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"]
@@ -159,19 +168,21 @@ class ConfigEndpoint:
         if method in ("GET", "HEAD") and not scope["query_string"]:
             resolved = self.service.fleet._entries.get(device_id.lower())
         if resolved is None:
-            resolved = self._slow_path(scope, receive, method, device_id)
+            resolved = await self._slow_path(scope, receive, method, device_id)
         if isinstance(resolved, Response):
             await resolved(scope, receive, send)
         else:
             await _send_config(scope, send, resolved, method == "HEAD")
 
-    def _slow_path(
+    async def _slow_path(
         self, scope: Scope, receive: Receive, method: str, device_id: str
     ) -> Resolved | Response:
         if not valid_hostname(device_id.lower()):
             return _invalid_id(device_id)
+        if method in ("PUT", "PATCH"):
+            return await self.writes(Request(scope, receive), method, device_id)
         if method not in ("GET", "HEAD"):
-            return _method_not_allowed(["GET", "HEAD"])
+            return _method_not_allowed(["GET", "HEAD", "PATCH", "PUT"])
         explain = Request(scope, receive).query_params.get("explain", "").lower()
         fleet = self.service.fleet
         try:
@@ -419,8 +430,21 @@ def serve(args: argparse.Namespace) -> int:
     """Validate the repository, then serve it with uvicorn until stopped."""
     _configure_logging(args.log_level)
     options = Options(
-        repo=args.repo, state_dir=args.state_dir, log_level=args.log_level
+        repo=str(args.repo),
+        state_dir=str(args.state_dir) if args.state_dir else None,
+        log_level=args.log_level,
+        allow_registration=args.allow_registration,
+        token_file=args.token_file,
+        device_writable=tuple(args.device_writable or DEVICE_WRITABLE),
+        write_rate=args.write_rate,
+        max_body_bytes=args.max_body_bytes,
     )
+    try:
+        load_tokens(options.token_file)
+        parse_rate(options.write_rate)
+    except AuthConfigError as exc:
+        print(f"layercfg: {exc}", file=sys.stderr)
+        return EXIT_BAD_OPTIONS
     try:
         fleet = _load(options)
     except RepositoryError as exc:
