@@ -286,7 +286,8 @@ class Fleet:
         body = orjson.dumps({"device_type": device_type, **config})
         prepared = self._bodies.get(body)
         if prepared is None:
-            prepared = self._bodies[body] = _prepare(body)
+            prepared = _prepare(body)
+            self._bodies[prepared[0]] = prepared
         return Resolved(device_type, layers, *prepared)
 
     # Loading
@@ -448,6 +449,9 @@ def _build(
 def _prepare(body: bytes) -> tuple[bytes, str, tuple[tuple[bytes, bytes], ...]]:
     """A body with its ETag and response headers; devices with equal configs
     share one of these."""
+    # orjson's bytes keep their whole growth buffer (8 KiB for a 1 KiB body);
+    # a body kept for the life of a revision is copied to its exact size
+    body = memoryview(body).tobytes()
     etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
     headers = (
         (b"content-type", b"application/json"),
