@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from . import __version__
+from . import __version__, _openapi
 from ._auth import DEVICE_WRITABLE, AuthConfigError, load_tokens, parse_rate
 from ._metrics import CONTENT_TYPE, Metrics
 from ._reload import Watcher
@@ -287,6 +287,11 @@ async def metrics(request: Request) -> Response:
     return Response(service.metrics.render(), media_type=CONTENT_TYPE)
 
 
+async def openapi(request: Request) -> Response:
+    fleet: Fleet = request.app.state.service.fleet
+    return _json(200, _openapi.document(fleet.schema.document))
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
@@ -404,6 +409,7 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
             Route("/health", health),
             Route("/devices", devices),
             Route("/metrics", metrics),
+            Route("/openapi.json", openapi),
             Route("/-/reload", reload, methods=["POST"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
