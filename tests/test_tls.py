@@ -32,10 +32,24 @@ def _make_certificate(folder: Path) -> Pair:
     pair = Pair(folder / "cert.pem", folder / "key.pem")
     subprocess.run(
         [
-            openssl, "req", "-x509", "-nodes", "-days", "1",
-            "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-keyout", str(pair.key), "-out", str(pair.cert),
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            openssl,
+            "req",
+            "-x509",
+            "-nodes",
+            "-days",
+            "1",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-keyout",
+            str(pair.key),
+            "-out",
+            str(pair.cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
         ],
         check=True,
         capture_output=True,
@@ -56,7 +70,10 @@ def tls_server(
     repo = copy_fleet(tmp_path_factory.mktemp("tls-fleet") / "repo")
     server = start_server(
         repo,
-        "--ssl-certfile", str(pair.cert), "--ssl-keyfile", str(pair.key),
+        "--ssl-certfile",
+        str(pair.cert),
+        "--ssl-keyfile",
+        str(pair.key),
         scheme="https",
         verify=str(pair.cert),
     )
