@@ -358,6 +358,18 @@ def test_validate_empty_repo_lists_problem(tmp_path: Path) -> None:
     )
 
 
+def test_validate_unlistable_folder_lists_problem(tmp_path: Path) -> None:
+    repo = write_repo(tmp_path, {"profiles": "not a folder\n"})
+
+    code, _, err = _run("validate", "--repo", str(repo))
+
+    assert code == cli.PROBLEMS
+    assert err == (
+        f"{repo / 'profiles'}: cannot read the folder: Not a directory\n"
+        "1 problem found\n"
+    )
+
+
 # devices
 
 
