@@ -270,6 +270,31 @@ def test_device_type_without_profile_names_its_setter(
     )
 
 
+@pytest.mark.parametrize(
+    ("device", "found"),
+    [
+        pytest.param("device_type: [jetson]\n", "['jetson']", id="list"),
+        pytest.param("device_type: null\n", "None", id="removed"),
+    ],
+)
+def test_device_type_not_a_name_is_an_error(
+    tmp_path: Path, device: str, found: str
+) -> None:
+    files = {
+        "overrides/groups/lab.yaml": _group("lab-*", "device_type: jetson"),
+        "overrides/devices/lab-1.yaml": device,
+    }
+
+    problems = _problems(tmp_path, files)
+
+    assert [str(p) for p in problems] == [
+        (
+            "overrides/devices/lab-1.yaml:1: lab-1: $.device_type: expected device_type "
+            f"to name a profile, found {found}"
+        )
+    ]
+
+
 def test_missing_device_type_names_no_file(tmp_path: Path) -> None:
     problems = _problems(tmp_path, {"overrides/devices/lab-1.yaml": "interval: 2\n"})
 

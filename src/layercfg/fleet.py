@@ -497,9 +497,15 @@ def _type_problem(name: str, setter: Layer | None, device_type: Any) -> Problem:
             json_path="$.device_type",
             rule="device_type",
         )
+    if isinstance(device_type, str):
+        message = (
+            f"device_type {device_type!r} has no profile "
+            f"(expected profiles/{device_type}.yaml)"
+        )
+    else:
+        message = f"expected device_type to name a profile, found {device_type!r}"
     return Problem(
-        f"device_type {device_type!r} has no profile "
-        f"(expected profiles/{device_type}.yaml)",
+        message,
         file=setter.file,
         line=setter.line_of(("device_type",)),
         device=name,
