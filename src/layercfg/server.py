@@ -165,7 +165,8 @@ class ConfigEndpoint:
         method = scope["method"]
         device_id: str = scope["path_params"]["device_id"]
         resolved: Resolved | Response | None = None
-        if method in ("GET", "HEAD") and not scope["query_string"]:
+        fast = method in ("GET", "HEAD") and not scope["query_string"]
+        if fast and device_id.isascii():
             resolved = self.service.fleet._entries.get(device_id.lower())
         if resolved is None:
             resolved = await self._slow_path(scope, receive, method, device_id)
@@ -177,7 +178,8 @@ class ConfigEndpoint:
     async def _slow_path(
         self, scope: Scope, receive: Receive, method: str, device_id: str
     ) -> Resolved | Response:
-        if not valid_hostname(device_id.lower()):
+        # isascii first: str.lower() folds some non-ASCII letters into ASCII ones
+        if not device_id.isascii() or not valid_hostname(device_id.lower()):
             return _invalid_id(device_id)
         if method in ("PUT", "PATCH"):
             return await self.writes(Request(scope, receive), method, device_id)
@@ -209,10 +211,13 @@ async def _send_config(scope: Scope, send: Send, resolved: Resolved, head: bool)
 
 
 def _etag_matches(scope: Scope, etag: str) -> bool:
+    """Whether If-None-Match (any number of header lines) names `etag` or `*`."""
     for name, value in scope["headers"]:
         if name == b"if-none-match":
-            tags = [t.strip().removeprefix("W/") for t in value.decode("latin-1").split(",")]
-            return "*" in tags or etag in tags
+            for tag in value.decode("latin-1").split(","):
+                tag = tag.strip().removeprefix("W/")
+                if tag == etag or tag == "*":
+                    return True
     return False
 
 
@@ -415,6 +420,7 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # _Front already strips slashes
     app.state.service = service
     return _Front(app, service)
 
