@@ -684,6 +684,7 @@ def test_method_not_allowed_lists_allowed_methods(
         pytest.param("..%2F..%2Fetc", "../../etc", id="traversal"),
         pytest.param("edge%2001", "edge 01", id="space"),
         pytest.param("%C3%A9dge-01", "\u00e9dge-01", id="non-ascii"),
+        pytest.param("panda-%E2%84%AAiosk-01", "panda-\u212aiosk-01", id="kelvin-sign"),
         pytest.param("edge_01", "edge_01", id="underscore"),
         pytest.param("edge-01%00", "edge-01\x00", id="nul"),
         pytest.param("edge..01", "edge..01", id="empty-label"),
