@@ -110,6 +110,33 @@ def test_reads_stay_open_with_tokens(guarded: Server) -> None:
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({}, 401, id="no-token"),
+        pytest.param(_bearer(WRONG), 401, id="wrong-token"),
+        pytest.param(_bearer(TOKENS[0]), 200, id="token"),
+    ],
+)
+def test_forced_reload_needs_a_token(
+    guarded: Server, headers: dict[str, str], status: int
+) -> None:
+    response = requests.post(
+        guarded.url + "/-/reload", headers=headers, timeout=TIMEOUT
+    )
+
+    assert response.status_code == status
+    assert ("WWW-Authenticate" in response.headers) == (status == 401)
+
+
+def test_forced_reload_is_open_without_tokens(launch: Callable[..., Server]) -> None:
+    server = launch()
+
+    response = requests.post(server.url + "/-/reload", timeout=TIMEOUT)
+
+    assert (response.status_code, response.json()["status"]) == (200, "reloaded")
+
+
 def test_tokens_from_the_environment(
     launch: Callable[..., Server], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -157,6 +157,24 @@ class Writes:
             {"WWW-Authenticate": 'Bearer realm="layercfg", error="invalid_token"'},
         )
 
+    def operator_refusal(self, header: str | None) -> Response | None:
+        """Why an operator action (a forced reload) is refused; None if it is not.
+
+        With write tokens configured it needs one, like any change that is
+        not a device syncing its metrics.
+        """
+        try:
+            if self._authorized(header):
+                return None
+        except Refusal as refusal:
+            return refusal.response()
+        return Refusal(
+            401,
+            "Unauthorized",
+            "expected Authorization: Bearer with a valid write token",
+            {"WWW-Authenticate": 'Bearer realm="layercfg"'},
+        ).response()
+
     async def _locked(self, write: Write) -> Response:
         name = self.service.fleet.owner(write.device_id) or write.device_id.lower()
         if len(name) > _store.MAX_NAME:

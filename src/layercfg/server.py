@@ -314,6 +314,11 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def reload(request: Request) -> Response:
     service: Service = request.app.state.service
+    refusal = request.app.state.writes.operator_refusal(
+        request.headers.get("authorization")
+    )
+    if refusal is not None:
+        return refusal
     try:
         fleet = await service.update(None)
     except RepositoryError as exc:
@@ -408,9 +413,10 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
             yield
         logger.info("Stopped serving %s", fleet.repo)
 
+    config = ConfigEndpoint(service)
     app = Starlette(
         routes=[
-            Route("/config/{device_id:path}", ConfigEndpoint(service)),
+            Route("/config/{device_id:path}", config),
             Route("/health", health),
             Route("/devices", devices),
             Route("/metrics", metrics),
@@ -422,6 +428,7 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
     )
     app.router.redirect_slashes = False  # _Front already strips slashes
     app.state.service = service
+    app.state.writes = config.writes
     return _Front(app, service)
 
 
