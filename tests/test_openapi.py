@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
-from conftest import ROOT
+from conftest import ROOT, Server, copy_fleet, start_server
 from jsonschema import Draft202012Validator
 from starlette.routing import Route
 
@@ -121,3 +123,151 @@ def test_openapi_served_schema_follows_reload(launch: Any, fleet_copy: Path) -> 
     config = served["components"]["schemas"]["DeviceConfig"]
     assert config["properties"]["site"] == {"type": "string"}
     assert served == _openapi.document(changed)
+
+
+DESCRIBED = schemathesis.openapi.from_dict(_openapi.document(DEVICE_SCHEMA))
+TOKEN = "operator-token"
+ORIN = {"device_type": "jetson_orin", "port": 9100, "reload_port": 9101}
+# A hostname, but too long for the file name of its stored config.
+LONG_ID = "/config/" + ".".join(["x" * 59] * 4)
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Writes need a token, unknown devices may register, no rate limit in reach."""
+    folder = tmp_path_factory.mktemp("guarded")
+    (folder / "tokens").write_text(TOKEN + "\n")
+    server = start_server(
+        copy_fleet(folder / "repo"),
+        "--token-file",
+        str(folder / "tokens"),
+        "--allow-registration",
+        "--write-rate",
+        "10000/minute",
+    )
+    yield server
+    server.stop()
+
+
+def _conforms(response: requests.Response, path: str, method: str) -> None:
+    """Fail unless the status is documented and the body matches its schema."""
+    documented = DESCRIBED.raw_schema["paths"][path][method.lower()]
+    assert str(response.status_code) in documented["responses"], response.text
+    DESCRIBED[path][method].validate_response(response)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "headers", "body", "status"),
+    [
+        pytest.param("POST", "/-/reload", {}, None, 401, id="reload-no-token"),
+        pytest.param(
+            "PUT", "/config/edge-01", _bearer("wrong"), ORIN, 401, id="bad-token"
+        ),
+        pytest.param("PUT", "/config/new-01", {}, ORIN, 403, id="not-writable"),
+        pytest.param("PUT", "/config/edge-01", {}, {}, 403, id="not-writable-known"),
+        pytest.param(
+            "PUT",
+            "/config/edge-01",
+            _bearer(TOKEN),
+            {**ORIN, "device_type": "jetson"},
+            409,
+            id="pinned",
+        ),
+        pytest.param(
+            "PUT",
+            "/config/edge-02",
+            {**_bearer(TOKEN), "If-Match": '"0"'},
+            ORIN,
+            412,
+            id="stale-if-match",
+        ),
+        pytest.param(
+            "PUT",
+            "/config/new-02",
+            _bearer(TOKEN),
+            {**ORIN, "port": 80},
+            422,
+            id="invalid",
+        ),
+        pytest.param("PUT", LONG_ID, _bearer(TOKEN), ORIN, 400, id="too-long"),
+        pytest.param("GET", "/config/unknown-99", {}, None, 404, id="unknown"),
+        pytest.param("GET", "/config/a_b", {}, None, 400, id="bad-id"),
+    ],
+)
+def test_openapi_refusals_match_description(
+    guarded: Server,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None,
+    status: int,
+) -> None:
+    response = requests.request(
+        method, guarded.url + url, headers=headers, json=body, timeout=TIMEOUT
+    )
+    path = "/-/reload" if url == "/-/reload" else "/config/{device_id}"
+
+    assert response.status_code == status
+    _conforms(response, path, method)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "status"),
+    [
+        pytest.param("application/json", b"{", 400, id="bad-json"),
+        pytest.param("application/json", b"[]", 400, id="not-object"),
+        pytest.param("text/plain", b"{}", 415, id="media-type"),
+        pytest.param("application/json", b" " * 70_000, 413, id="too-large"),
+    ],
+)
+def test_openapi_body_refusals_match_description(
+    guarded: Server, content_type: str, data: bytes, status: int
+) -> None:
+    response = requests.put(
+        guarded.url + "/config/edge-02",
+        data=data,
+        headers={**_bearer(TOKEN), "Content-Type": content_type},
+        timeout=TIMEOUT,
+    )
+
+    assert response.status_code == status
+    _conforms(response, "/config/{device_id}", "PUT")
+
+
+def test_openapi_rate_limit_matches_description(launch: Any, fleet_copy: Path) -> None:
+    server = launch(fleet_copy, "--write-rate", "1/minute")
+    url = server.url + "/config/edge-02"
+    requests.patch(url, json={"metrics": {}}, timeout=TIMEOUT)
+
+    response = requests.patch(url, json={"metrics": {}}, timeout=TIMEOUT)
+
+    assert (response.status_code, int(response.headers["retry-after"]) > 0) == (
+        429,
+        True,
+    )
+    _conforms(response, "/config/{device_id}", "PATCH")
+
+
+def test_openapi_suspended_writes_match_description(
+    launch: Any, fleet_copy: Path
+) -> None:
+    server = launch(fleet_copy, "--allow-registration")
+    (fleet_copy / "profiles" / "jetson.yaml").write_text("device_type: [\n")
+    deadline = time.monotonic() + 10
+    while _health(server) != "degraded" and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    response = requests.put(server.url + "/config/new-01", json=ORIN, timeout=TIMEOUT)
+
+    assert response.status_code == 503
+    _conforms(response, "/config/{device_id}", "PUT")
+
+
+def _health(server: Server) -> str:
+    answer = requests.get(server.url + "/health", timeout=TIMEOUT)
+    status: str = answer.json()["status"]
+    return status
