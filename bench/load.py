@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import _cpu
 from bench._proc import HOST, ROOT, BenchError, free_port, launch, stop, tail
 
 SCRIPT = Path(__file__).with_name("mixed.lua")
@@ -275,13 +277,23 @@ def settled_audit(state_dir: Path, limit: float = 10.0) -> int:
     return count
 
 
+@dataclass(frozen=True)
+class Plan:
+    """How hard to load the server, and for how long."""
+
+    connections: int = 200
+    put_connections: int = 20
+    seconds: int = 30
+    devices: int = 400
+
+
 @dataclass
 class Outcome:
-    connections: int
-    seconds: int
-    devices: int
+    plan: Plan
     runs: list[Run]
     audited: int
+    # Share of all CPUs that other programs used while wrk ran.
+    background: float
     problems: list[str]
 
     def summary(self) -> dict[str, Any]:
@@ -296,19 +308,16 @@ class Outcome:
             for run in self.runs
         }
         return {
-            "connections": self.connections,
-            "seconds": self.seconds,
-            "devices": self.devices,
+            **asdict(self.plan),
             "audited": self.audited,
+            "background": round(self.background, 3),
             "passed": not self.problems,
             "problems": self.problems,
             "methods": per_method,
         }
 
 
-def measure(
-    connections: int, put_connections: int, seconds: int, devices: int, workdir: Path
-) -> Outcome:
+def measure(plan: Plan, workdir: Path) -> Outcome:
     """Start a server on a copy of the example fleet, load it, check it, stop it."""
     repo = workdir / "repo"
     for name in FLEET_DIRS:
@@ -338,15 +347,7 @@ def measure(
     )
     try:
         _wait_until_up(proc, port, log)
-        return _load(
-            port,
-            repo / "state",
-            connections,
-            put_connections,
-            seconds,
-            device_ids(devices),
-            workdir,
-        )
+        return _load(port, proc.pid, repo / "state", plan, workdir)
     finally:
         stop(proc)
 
@@ -364,32 +365,33 @@ def _wait_until_up(proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
     raise BenchError(f"server did not answer within 30 s: {tail(log)}")
 
 
-def _load(
-    port: int,
-    state_dir: Path,
-    connections: int,
-    put_connections: int,
-    seconds: int,
-    devices: list[str],
-    workdir: Path,
-) -> Outcome:
+def _load(port: int, pid: int, state_dir: Path, plan: Plan, workdir: Path) -> Outcome:
+    devices = device_ids(plan.devices)
     register(port, devices)
     before = {device: served(port, device) for device in READ_ONLY}
     found = mismatches(port, devices, before)
     gets, puts = request_files(workdir, devices)
+    files = {
+        "GET": (gets, plan.connections - plan.put_connections),
+        "PUT": (puts, plan.put_connections),
+    }
     audited = audit_entries(state_dir)
-    runs = drive(
-        port,
-        {"GET": (gets, connections - put_connections), "PUT": (puts, put_connections)},
-        seconds,
-    )
+    start, wrk_before = _cpu.mark(pid), _children_cpu_s()
+    runs = drive(port, files, plan.seconds)
+    wrk_cpu_s = _children_cpu_s() - wrk_before
+    background = _cpu.background_share(start, _cpu.mark(pid), wrk_cpu_s)
     audited = settled_audit(state_dir) - audited
     found += problems(runs, audited)
     found += mismatches(port, [*devices, *READ_ONLY], before)
     health = json.loads(_call(port, "GET", "/health")[1])
     if health["status"] != "healthy":
         found.append(f"/health: {health['status']}")
-    return Outcome(connections, seconds, len(devices), runs, audited, found)
+    return Outcome(plan, runs, audited, background, found)
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def render(outcome: Outcome) -> str:
@@ -408,16 +410,21 @@ def render(outcome: Outcome) -> str:
         ),
         (
             "- Server: `layercfg serve`, one process, on the example fleet and "
-            f"{outcome.devices} registered devices; loopback only"
+            f"{outcome.plan.devices} registered devices; loopback only"
         ),
         (
-            f"- Load: {outcome.connections} connections for {outcome.seconds} s "
+            f"- Load: {outcome.plan.connections} connections for "
+            f"{outcome.plan.seconds} s "
             "from two wrk processes at once: GET over every device, and PUT of "
             "whole exporter configs with their metrics maps (Jetson Orin: "
             f"{len(orin_metrics())} metrics, Shelly: {len(SHELLY_METRICS)}) "
             "back to the registered devices"
         ),
         f"- Total: {total:,} requests, {rate:,.0f} per second",
+        (
+            f"- Other programs used {outcome.background:.0%} of the machine's "
+            "CPU time during the run"
+        ),
         (
             "- Checks passed: no socket error, no 5xx, no status but 200, no "
             f"malformed body; {outcome.audited:,} writes audited for the PUTs "
@@ -456,48 +463,63 @@ def _wrk_version() -> str:
     return (done.stdout or done.stderr).split("[")[0].strip() or "wrk"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.load", description=__doc__.splitlines()[0]
     )
+    default = Plan()
     parser.add_argument(
         "--connections",
         type=int,
-        default=200,
-        help="Connections open at once, both methods together.",
+        default=default.connections,
+        help="Connections open at once, both methods (default: %(default)s).",
     )
     parser.add_argument(
         "--put-connections",
         type=int,
-        default=20,
+        default=default.put_connections,
         help="How many of them send PUTs (default: %(default)s).",
     )
     parser.add_argument(
         "--seconds",
         type=int,
-        default=30,
+        default=default.seconds,
         help="Duration of the load (default: %(default)s).",
     )
     parser.add_argument(
-        "--devices", type=int, default=400, help="Devices registered and written to."
+        "--devices",
+        type=int,
+        default=default.devices,
+        help="Devices registered and written to (default: %(default)s).",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        metavar="SECONDS",
+        type=float,
+        default=60,
+        help="Wait this long at most for other programs to idle (default: "
+        "%(default)s).",
     )
     parser.add_argument(
         "--output",
         type=Path,
         default=OUTPUT,
-        help="Results file, written when the run passes.",
+        help="Results file, written when the run passes (default: bench/LOAD.md).",
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    if not 0 < args.put_connections < args.connections:
+        parser.error("--put-connections: expected at least 1 and fewer than all")
     if shutil.which("wrk") is None:
         raise SystemExit("bench.load: wrk is not on PATH; apt-get install wrk")
+    plan = Plan(args.connections, args.put_connections, args.seconds, args.devices)
+    _cpu.wait_for_quiet(args.quiet_wait)
     with tempfile.TemporaryDirectory(prefix="layercfg-load-") as tmp:
-        outcome = measure(
-            args.connections,
-            args.put_connections,
-            args.seconds,
-            args.devices,
-            Path(tmp),
-        )
+        outcome = measure(plan, Path(tmp))
     print(json.dumps(outcome.summary()))
     if outcome.problems:
         return 1

@@ -32,6 +32,8 @@ def _load(output: Path) -> tuple[int, dict[str, Any], str]:
             str(SECONDS),
             "--devices",
             "100",
+            "--quiet-wait",
+            "0",
             "--output",
             str(output),
         ],
