@@ -288,10 +288,8 @@ def test_device_type_not_a_name_is_an_error(
     problems = _problems(tmp_path, files)
 
     assert [str(p) for p in problems] == [
-        (
-            "overrides/devices/lab-1.yaml:1: lab-1: $.device_type: expected device_type "
-            f"to name a profile, found {found}"
-        )
+        "overrides/devices/lab-1.yaml:1: lab-1: $.device_type: "
+        + f"expected device_type to name a profile, found {found}"
     ]
 
 
