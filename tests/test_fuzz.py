@@ -34,7 +34,9 @@ CHECKS = [
 ]
 TIMEOUT = 10
 # Health checks judge how fast data is generated, not how the server answers.
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=100, deadline=None, suppress_health_check=list(HealthCheck)
+)
 
 
 def _document() -> dict[str, Any]:
