@@ -271,3 +271,17 @@ def _health(server: Server) -> str:
     answer = requests.get(server.url + "/health", timeout=TIMEOUT)
     status: str = answer.json()["status"]
     return status
+
+
+@pytest.mark.parametrize("path", ["/config/edge-01", "/health", "/-/reload"])
+def test_openapi_methods_are_those_a_405_allows(guarded: Server, path: str) -> None:
+    response = requests.delete(guarded.url + path, timeout=TIMEOUT)
+    template = "/config/{device_id}" if path.startswith("/config/") else path
+    item = DESCRIBED.raw_schema["paths"][template]
+    described = {m.upper() for m in item if m != "parameters"}
+    # Starlette answers HEAD wherever it answers GET.
+    described |= {"HEAD"} if "GET" in described else set()
+    error = _validator(DESCRIBED.raw_schema, "MethodNotAllowed")
+
+    assert (response.status_code, error.is_valid(response.json())) == (405, True)
+    assert set(response.json()["allowed"]) == described
