@@ -365,7 +365,7 @@ def test_validate_unlistable_folder_lists_problem(tmp_path: Path) -> None:
 
     assert code == cli.PROBLEMS
     assert err == (
-        f"{repo / 'profiles'}: cannot read the folder: Not a directory\n"
+        "profiles: cannot read the folder: Not a directory\n"
         "1 problem found\n"
     )
 

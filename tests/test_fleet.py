@@ -501,8 +501,8 @@ def known(tmp_path: Path) -> Fleet:
         pytest.param("EDGE-01.Lab.Example", 5, id="longer-domain-falls-back"),
         pytest.param("rpi-2.lab", 5, id="domain-falls-back-to-group"),
         pytest.param("lab-2.lab", 2, id="glob-matches-domain"),
-        # known by its full name through the glob, so lab-1's own file is not used
-        pytest.param("lab-1.lab", 2, id="glob-matching-full-name-beats-short-file"),
+        # a file names a device more precisely than a glob matching the FQDN
+        pytest.param("lab-1.lab", 3, id="short-name-file-beats-glob-on-full-name"),
         pytest.param("edge-02.lab", 5, id="full-name-file-wins"),
         pytest.param("edge-99.lab", None, id="domain-of-unknown"),
         pytest.param("lab.edge-01", None, id="only-first-label-counts"),

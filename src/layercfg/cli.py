@@ -171,9 +171,6 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         fleet = load_fleet(args.repo, args.state_dir)
     except RepositoryError as exc:
         return _report(exc.problems, stderr)
-    except OSError as exc:  # a layer folder that cannot be listed
-        folder = Problem(f"cannot read the folder: {exc.strerror}", file=exc.filename)
-        return _report([folder], stderr)
     if args.command == "validate":
         return _validate(fleet, stdout)
     if args.command == "devices":

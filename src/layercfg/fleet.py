@@ -134,19 +134,16 @@ class Fleet:
         return result
 
     def _resolve_unfiled(self, name: str) -> Resolved | ResolutionError | None:
-        groups = self._index.matches(name)
-        if groups:
+        owner = self.owner(name)
+        result: Resolved | ResolutionError | None = None
+        if owner is not None:
+            result = self._entries.get(owner)
+        if owner is not None and result is None:
+            groups = self._index.matches(owner)
             key = tuple(g.name for g in groups)
             result = self._chains.get(key)
             if result is None:
-                result = self._chains[key] = self._attempt(name, groups)
-        elif "." in name:
-            short = name.split(".", 1)[0]
-            result = self._entries.get(short)
-            if result is None and self._index.matches(short):
-                result = self._resolve_unfiled(short)
-        else:
-            result = None
+                result = self._chains[key] = self._attempt(owner, groups)
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
         self._memo[name] = result
@@ -160,11 +157,10 @@ class Fleet:
 
     def compute(self, hostname: str) -> Resolved | None:
         """Resolve `hostname` from the loaded layers, bypassing every cache."""
-        name = hostname.lower()
-        groups = self._index.matches(name)
-        if not groups and name not in self._own:
+        owner = self.owner(hostname)
+        if owner is None:
             return None
-        return self._compute(name, groups)
+        return self._compute(owner, self._index.matches(owner))
 
     def devices(self) -> list[DeviceInfo]:
         """The devices that have files of their own, by name."""
@@ -196,14 +192,21 @@ class Fleet:
     def owner(self, hostname: str) -> str | None:
         """The name whose layers serve `hostname`, or None when it is unknown.
 
-        That is `hostname` itself, or for `host.domain` served as `host`, `host`.
+        Files name a device more precisely than globs do, so a name with files
+        of its own comes first, then `host` for a `host.domain` with none (some
+        systems report the FQDN as the hostname); then a name matched by a
+        group, and `host` matched by a group last.
         """
+        if not hostname.isascii():
+            return None  # str.lower() would fold some letters into ASCII ones
         name = hostname.lower()
-        if name in self._own or self._index.matches(name):
-            return name
         short = name.split(".", 1)[0]
-        if short != name and (short in self._own or self._index.matches(short)):
-            return short
+        for candidate in (name, short):
+            if candidate in self._own:
+                return candidate
+        for candidate in (name, short):
+            if self._index.matches(candidate):
+                return candidate
         return None
 
     def layers_for_type(

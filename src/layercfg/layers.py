@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from . import _yaml
-from .errors import ConfigFileError, Problem
+from .errors import ConfigFileError, Problem, RepositoryError
 from .schema import SCHEMA_FILE, holds_float
 
 DEFAULTS = "defaults"
@@ -124,6 +124,9 @@ def _refs_in(repo: Path, folder: Path, kind: str) -> list[FileRef]:
         names = os.listdir(folder)
     except FileNotFoundError:
         return []
+    except OSError as exc:
+        message = f"cannot read the folder: {exc.strerror}"
+        raise RepositoryError([Problem(message, file=_shown(repo, folder))]) from None
     shown, where = _shown(repo, folder), str(folder)
     refs = (_ref(shown, where, name, kind) for name in names)
     return [ref for ref in refs if ref is not None]
