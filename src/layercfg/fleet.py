@@ -13,7 +13,8 @@ from typing import Any
 import orjson
 
 from . import merge
-from ._globs import GlobIndex, globs_overlap, names_matching
+from ._globs import globs_overlap, names_matching
+from ._layout import Layout
 from .errors import ConfigFileError, Problem, RepositoryError, ResolutionError
 from .layers import FileRef, Layer, read_all, ref_for, scan
 from .schema import SCHEMA_FILE, Schema, Violation, json_path
@@ -82,34 +83,27 @@ class Fleet:
         layers: dict[str, Layer],
         digests: dict[str, bytes],
         schema: Schema,
+        layout: Layout,
     ) -> None:
         self.repo = repo
         self.state_dir = state_dir
         self.schema = schema
         self._layers = layers
         self._digests = digests
-        self._defaults = next(
-            (la for la in layers.values() if la.kind == "defaults"),
-            Layer("defaults", "defaults", "profiles/defaults.yaml", {}, b""),
-        )
-        self._profiles = {la.name: la for la in layers.values() if la.kind == "profile"}
-        self._groups = sorted(
-            (la for la in layers.values() if la.kind == "group"),
-            key=lambda la: (la.priority, la.name),
-        )
-        self._index = GlobIndex((g, g.match) for g in self._groups)
-        self._own: dict[str, dict[str, Layer]] = {}
-        for la in layers.values():
-            if la.kind in ("device", "state"):
-                self._own.setdefault(la.name, {})[la.kind] = la
-        self._hosts = sorted(self._own)
+        self._layout = layout
+        self._defaults = layout.defaults
+        self._profiles = layout.profiles
+        self._groups = layout.groups
+        self._index = layout.index
+        self._own = layout.own
+        self._hosts = layout.hosts
         self._entries: dict[str, Resolved] = {}
         self._chains: dict[tuple[str, ...], Resolved | ResolutionError] = {}
         self._bases: dict[tuple[Layer, ...], dict[str, Any]] = {}
         self._bodies: dict[bytes, tuple[bytes, str, tuple[tuple[bytes, bytes], ...]]]
         self._bodies = {}
         self._memo: dict[str, Resolved | ResolutionError | None] = {}
-        self.revision = _revision(digests)
+        self.revision = layout.revision
 
     # Lookups
 
@@ -424,11 +418,22 @@ def _build(
             problems.append(outcome.problem)
     if SCHEMA_FILE not in digests:
         problems.append(Problem("the schema file is missing", file=SCHEMA_FILE))
-    problems.extend(_clashing_names(layers.values()))
+    if previous is None:
+        layout = Layout(layers, digests)
+    else:
+        layout = Layout(
+            layers,
+            digests,
+            previous._layout,
+            previous._layers,
+            previous._digests,
+            changed,
+        )
+    problems.extend(layout.clash_problems())
     if schema is None or SCHEMA_FILE not in digests:
         raise RepositoryError(problems)
 
-    fleet = Fleet(repo, state_dir, layers, digests, schema)
+    fleet = Fleet(repo, state_dir, layers, digests, schema, layout)
     chains_changed = previous is None or bool(
         {"defaults", "profile", "group", "schema"} & set(changed.values())
     )
@@ -463,32 +468,6 @@ def _prepare(body: bytes) -> tuple[bytes, str, tuple[tuple[bytes, bytes], ...]]:
         (b"content-length", str(len(body)).encode()),
     )
     return body, etag, headers
-
-
-def _revision(digests: dict[str, bytes]) -> str:
-    """An identifier of the file set; the same files give the same revision."""
-    combined = 0
-    for file, found in digests.items():
-        item = hashlib.blake2b(file.encode() + b"\0" + found, digest_size=8)
-        combined ^= int.from_bytes(item.digest(), "big")
-    return f"{combined:016x}"
-
-
-def _clashing_names(layers: Iterable[Layer]) -> list[Problem]:
-    """Two files that define the same layer (`Edge-01.yaml`, `edge-01.yml`)."""
-    seen: dict[tuple[str, str], Layer] = {}
-    problems = []
-    for layer in sorted(layers, key=lambda la: la.file):
-        key = (layer.kind, layer.name)
-        first = seen.setdefault(key, layer)
-        if first is not layer:
-            problems.append(
-                Problem(
-                    f"defines the same {layer.kind} layer as {first.file}",
-                    file=layer.file,
-                )
-            )
-    return problems
 
 
 def _type_problem(name: str, setter: Layer | None, device_type: Any) -> Problem:
