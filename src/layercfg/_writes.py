@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from weakref import WeakValueDictionary
 
 import orjson
 from starlette.requests import Request
@@ -40,6 +38,8 @@ if TYPE_CHECKING:
     from .server import Service
 
 logger = logging.getLogger("layercfg")
+
+Loader = Callable[[Iterable[Path] | None], Fleet]
 
 _MEDIA_TYPES = {
     "PUT": ("application/json",),
@@ -98,7 +98,6 @@ class Writes:
         self.registration = options.allow_registration
         self.max_body = options.max_body_bytes
         self.rate = RateLimit(options.write_rate)
-        self._locks: WeakValueDictionary[str, asyncio.Lock] = WeakValueDictionary()
         if not self.tokens:
             logger.warning(
                 "Writes are open to every client: no write token is configured "
@@ -185,53 +184,8 @@ class Writes:
                 f"store a config for, found {len(name)}",
                 device_id=write.device_id,
             )
-        async with self._hold(name):
-            return await self._apply(write, name)
-
-    @asynccontextmanager
-    async def _hold(self, name: str) -> AsyncIterator[None]:
-        """Serialise the writes of device `name`, in this process and across them."""
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        state_dir = self.service.fleet.state_dir
-        async with lock:
-            fd = await asyncio.to_thread(_store.lock, state_dir, name)
-            try:
-                yield
-            finally:
-                _store.unlock(fd)
-
-    async def _apply(self, write: Write, name: str) -> Response:
-        path = _store.state_path(self.service.fleet.state_dir, name)
-        fleet = await self._refresh(path)
-        old, old_etag = _current(fleet, write.device_id, self.registration)
-        _check_if_match(write.if_match, old_etag, old is not None)
-        desired = _desired(write, old or {})
-        if not write.authorized:
-            self._check_writable(old or {}, desired)
-        state = plan(fleet, name, desired)
-        written_at = _store.now()
-        previous = await asyncio.to_thread(_store.read, path)
-        document = _store.state_document(state, written_at)
-        await asyncio.to_thread(_store.replace, path, document)
-        resolved = await self._publish(path, previous, write.device_id)
-        entry = {
-            "time": written_at,
-            "device": name,
-            "client": write.client,
-            "method": write.method,
-            "change": merge.make_patch(old or {}, resolved.config),
-            "old_etag": old_etag,
-            "new_etag": resolved.etag,
-        }
-        await asyncio.to_thread(_store.append_audit, fleet.state_dir, entry)
-        logger.info(
-            "Stored %s: %s from %s (%s)",
-            path.name,
-            write.method,
-            write.client,
-            "write token" if write.authorized and self.tokens else "no token",
+        resolved = await self.service.transact(
+            lambda load: self._store(load, write, name)
         )
         return Response(
             orjson.dumps({"status": "updated", "device_id": write.device_id}),
@@ -240,39 +194,48 @@ class Writes:
             media_type="application/json",
         )
 
-    async def _refresh(self, path: Path) -> Fleet:
-        """The fleet with the device's state file as it is on disk now.
+    def _store(self, load: Loader, write: Write, name: str) -> Resolved:
+        """Check and store one write; runs in a worker thread, start to end.
 
-        Another worker process may have written it since this one last looked.
+        The file lock serialises the writes of a device across worker
+        processes; within one, the service runs one update at a time.
         """
+        state_dir = self.service.fleet.state_dir
+        path = _store.state_path(state_dir, name)
+        fd = _store.lock(state_dir, name)
         try:
-            return await self.service.update([path])
-        except RepositoryError as exc:
-            raise Refusal(
-                503,
-                "Service unavailable",
-                "the layer files have problems; writes resume once they are fixed",
-                problems=[p.to_json() for p in exc.problems],
-            ) from None
-
-    async def _publish(
-        self, path: Path, previous: bytes | None, device_id: str
-    ) -> Resolved:
-        """Serve the written file at once; put `previous` back if it cannot be."""
-        try:
-            fleet = await self.service.update([path])
-        except RepositoryError as exc:
-            await asyncio.to_thread(_store.replace, path, previous)
-            await self.service.update([path])
-            logger.error("Undid a write to %s that the server cannot load", path.name)
-            raise Refusal(
-                500,
-                "Internal server error",
-                "the written config could not be loaded; nothing was stored",
-                problems=[p.to_json() for p in exc.problems],
-            ) from None
-        resolved = fleet.resolve(device_id)
-        assert resolved is not None, "a device with a state layer is known"
+            fleet = _refresh(load, path)
+            old, old_etag = _current(fleet, write.device_id, self.registration)
+            _check_if_match(write.if_match, old_etag, old is not None)
+            desired = _desired(write, old or {})
+            if not write.authorized:
+                self._check_writable(old or {}, desired)
+            written_at = _store.now()
+            document = _store.state_document(plan(fleet, name, desired), written_at)
+            previous = _store.read(path)
+            _store.replace(path, document)
+            resolved = _publish(load, path, previous, write.device_id)
+            _store.append_audit(
+                state_dir,
+                {
+                    "time": written_at,
+                    "device": name,
+                    "client": write.client,
+                    "method": write.method,
+                    "change": merge.make_patch(old or {}, resolved.config),
+                    "old_etag": old_etag,
+                    "new_etag": resolved.etag,
+                },
+            )
+        finally:
+            _store.unlock(fd)
+        logger.info(
+            "Stored %s: %s from %s (%s)",
+            path.name,
+            write.method,
+            write.client,
+            "write token" if write.authorized and self.tokens else "no token",
+        )
         return resolved
 
     def _check_writable(self, old: dict[str, Any], desired: dict[str, Any]) -> None:
@@ -286,6 +249,43 @@ class Writes:
                 f"change, found changes to {', '.join(forbidden)}",
                 paths=forbidden,
             )
+
+
+def _refresh(load: Loader, path: Path) -> Fleet:
+    """The fleet with the device's state file as it is on disk now.
+
+    Another worker process may have written it since this one last looked.
+    """
+    try:
+        return load([path])
+    except RepositoryError as exc:
+        raise Refusal(
+            503,
+            "Service unavailable",
+            "the layer files have problems; writes resume once they are fixed",
+            problems=[p.to_json() for p in exc.problems],
+        ) from None
+
+
+def _publish(
+    load: Loader, path: Path, previous: bytes | None, device_id: str
+) -> Resolved:
+    """Serve the written file at once; put `previous` back if it cannot be."""
+    try:
+        fleet = load([path])
+    except RepositoryError as exc:
+        _store.replace(path, previous)
+        load([path])
+        logger.error("Undid a write to %s that the server cannot load", path.name)
+        raise Refusal(
+            500,
+            "Internal server error",
+            "the written config could not be loaded; nothing was stored",
+            problems=[p.to_json() for p in exc.problems],
+        ) from None
+    resolved = fleet.resolve(device_id)
+    assert resolved is not None, "a device with a state layer is known"
+    return resolved
 
 
 def _current(

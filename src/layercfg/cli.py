@@ -200,7 +200,7 @@ def _validate(fleet: Fleet, stdout: TextIO) -> int:
     refs = scan(fleet.repo, fleet.state_dir).values()
     groups = sum(1 for ref in refs if ref.kind == "group")
     stdout.write(
-        f"OK: {len(fleet.devices())} devices, {groups} groups, "
+        f"OK: {fleet.device_count} devices, {groups} groups, "
         f"revision {fleet.revision}\n"
     )
     return OK

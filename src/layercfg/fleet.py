@@ -156,6 +156,11 @@ class Fleet:
             return None
         return self._compute(owner, self._index.matches(owner))
 
+    @property
+    def device_count(self) -> int:
+        """How many devices have files of their own."""
+        return len(self._entries)
+
     def devices(self) -> list[DeviceInfo]:
         """The devices that have files of their own, by name."""
         return [

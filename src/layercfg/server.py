@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mutabl
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import uvicorn
@@ -34,6 +34,9 @@ from .layers import valid_hostname
 
 logger = logging.getLogger("layercfg")
 
+T = TypeVar("T")
+Loader = Callable[[Iterable[Path] | None], Fleet]
+Future = asyncio.Future[Any]
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -72,12 +75,13 @@ class Service:
         self.options = options
         self.metrics = Metrics()
         self.problems: list[dict[str, Any]] = []
-        self._lock = asyncio.Lock()
         self._pending: set[Path] = set()
+        self._queue: list[tuple[Callable[[Loader], Any], Future]] = []
+        self._drainer: asyncio.Task[None] | None = None
         self._publish(fleet)
 
     def _publish(self, fleet: Fleet) -> None:
-        self.metrics.devices.set(len(fleet.devices()))
+        self.metrics.devices.set(fleet.device_count)
         self.metrics.revision.info({"revision": fleet.revision})
 
     async def update(self, paths: Iterable[Path] | None = None) -> Fleet:
@@ -87,35 +91,95 @@ class Service:
         the new file set is invalid; files that failed are read again on the
         next update, so fixing them is enough to recover.
         """
-        async with self._lock:
-            wanted = None if paths is None else self._pending | set(paths)
-            current = self.fleet
-            try:
-                fleet = await asyncio.to_thread(current.reload, wanted)
-            except RepositoryError as exc:
-                if wanted is not None:
-                    self._pending = wanted
-                self.problems = [p.to_json() for p in exc.problems]
-                self.metrics.reloads.labels("failed").inc()
-                logger.error(
-                    "Kept revision %s: the changed files have %d problem(s):\n%s",
-                    current.revision, len(exc.problems), exc,
-                )
-                raise
-            self._pending = set()
-            self.problems = []
-            self.fleet = fleet
-            self.metrics.reloads.labels("loaded").inc()
-            self._publish(fleet)
-            if fleet.revision != current.revision:
-                logger.info(
-                    "Loaded revision %s with %d devices",
-                    fleet.revision, len(fleet.devices()),
-                )
-            return fleet
+        return await self.transact(lambda load: load(paths))
+
+    async def transact(self, work: Callable[[Loader], T]) -> T:
+        """Run `work` in a worker thread, after every update queued before it.
+
+        `work` gets a `load(paths)` that reloads the fleet loaded last (the
+        served one at first); whatever was loaded last is served afterwards,
+        even when `work` then raises. Updates queued while one batch runs go
+        together in the next, in one thread hop: under heavy read traffic each
+        hop waits for a turn of the event loop, so writes one hop at a time
+        would crawl.
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((work, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain())
+        result: T = await future
+        return result
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue, []
+            await self._run(batch)
+
+    async def _run(self, batch: list[tuple[Callable[[Loader], Any], Future]]) -> None:
+        served = self.fleet
+        latest = [served]
+
+        def load(paths: Iterable[Path] | None) -> Fleet:
+            latest[0] = self._load(latest[0], paths)
+            return latest[0]
+
+        def run() -> list[tuple[bool, Any]]:
+            outcomes: list[tuple[bool, Any]] = []
+            for work, _ in batch:
+                try:
+                    outcomes.append((True, work(load)))
+                except Exception as exc:  # handed to the waiting request
+                    outcomes.append((False, exc))
+            return outcomes
+
+        try:
+            outcomes = await asyncio.to_thread(run)
+        finally:
+            if latest[0] is not served:
+                self._serve(served, latest[0])
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if future.done():
+                continue  # its request went away
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+
+    def _load(self, current: Fleet, paths: Iterable[Path] | None) -> Fleet:
+        wanted = None if paths is None else self._pending | set(paths)
+        try:
+            fleet = current.reload(wanted)
+        except RepositoryError as exc:
+            if wanted is not None:
+                self._pending = wanted
+            self.problems = [p.to_json() for p in exc.problems]
+            self.metrics.reloads.labels("failed").inc()
+            logger.error(
+                "Kept revision %s: the changed files have %d problem(s):\n%s",
+                current.revision,
+                len(exc.problems),
+                exc,
+            )
+            raise
+        self._pending = set()
+        self.problems = []
+        self.metrics.reloads.labels("loaded").inc()
+        return fleet
+
+    def _serve(self, served: Fleet, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self._publish(fleet)
+        if fleet.revision != served.revision:
+            logger.info(
+                "Loaded revision %s with %d devices",
+                fleet.revision,
+                fleet.device_count,
+            )
 
 
-def _json(status: int, document: Any, headers: dict[str, str] | None = None) -> Response:
+def _json(
+    status: int, document: Any, headers: dict[str, str] | None = None
+) -> Response:
     return Response(
         orjson.dumps(document), status, headers, media_type="application/json"
     )
@@ -198,10 +262,15 @@ class ConfigEndpoint:
         return _not_found(device_id) if resolved is None else resolved
 
 
-async def _send_config(scope: Scope, send: Send, resolved: Resolved, head: bool) -> None:
+async def _send_config(
+    scope: Scope, send: Send, resolved: Resolved, head: bool
+) -> None:
     if _etag_matches(scope, resolved.etag):
-        start = {"type": "http.response.start", "status": 304,
-                 "headers": resolved.headers[1:3]}
+        start = {
+            "type": "http.response.start",
+            "status": 304,
+            "headers": resolved.headers[1:3],
+        }
         await send(start)
         await send({"type": "http.response.body", "body": b""})
         return
@@ -224,8 +293,11 @@ def _etag_matches(scope: Scope, etag: str) -> bool:
 def _method_not_allowed(allowed: list[str]) -> Response:
     return _json(
         405,
-        {"error": "Method not allowed", "message": "Allowed: " + ", ".join(allowed),
-         "allowed": allowed},
+        {
+            "error": "Method not allowed",
+            "message": "Allowed: " + ", ".join(allowed),
+            "allowed": allowed,
+        },
         {"Allow": ", ".join(allowed)},
     )
 
@@ -240,7 +312,8 @@ def _explain(fleet: Fleet, device_id: str) -> Response:
         "device_type": resolved.device_type,
         "etag": resolved.etag,
         "layers": [
-            {"kind": la.kind, "name": la.name, "file": la.file} for la in resolved.layers
+            {"kind": la.kind, "name": la.name, "file": la.file}
+            for la in resolved.layers
         ],
         "values": [
             {
@@ -269,11 +342,13 @@ async def health(request: Request) -> Response:
         "service": "layercfg",
         "version": __version__,
         "revision": fleet.revision,
-        "devices": len(fleet.devices()),
+        "devices": fleet.device_count,
     }
     if service.problems:
-        document["reason"] = "the files changed and the new set is invalid; " \
+        document["reason"] = (
+            "the files changed and the new set is invalid; "
             "serving the last good revision"
+        )
         document["problems"] = service.problems
     return _json(200, document)
 
@@ -302,7 +377,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _error(404, "Not found", f"No route for {request.url.path}")
     if exc.status_code == 405:
-        allowed = sorted((exc.headers or {}).get("Allow", "").replace(" ", "").split(","))
+        allowed = sorted(
+            (exc.headers or {}).get("Allow", "").replace(" ", "").split(",")
+        )
         return _method_not_allowed(allowed)
     return _error(exc.status_code, "HTTP error", str(exc.detail))
 
@@ -329,8 +406,14 @@ async def reload(request: Request) -> Response:
             revision=service.fleet.revision,
             problems=[p.to_json() for p in exc.problems],
         )
-    return _json(200, {"status": "reloaded", "revision": fleet.revision,
-                       "devices": len(fleet.devices())})
+    return _json(
+        200,
+        {
+            "status": "reloaded",
+            "revision": fleet.revision,
+            "devices": fleet.device_count,
+        },
+    )
 
 
 @asynccontextmanager
@@ -407,7 +490,9 @@ def create_app(fleet: Fleet, options: Options | None = None) -> _Front:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         logger.info(
             "Serving revision %s with %d devices from %s",
-            fleet.revision, len(fleet.devices()), fleet.repo,
+            fleet.revision,
+            fleet.device_count,
+            fleet.repo,
         )
         async with _watching(service):
             yield
