@@ -22,6 +22,16 @@ OWN_KINDS = ("state", "device")
 class Layout:
     """The layers of a file set by role, and an identifier of the set."""
 
+    named: dict[tuple[str, str], tuple[str, ...]]
+    defaults: Layer
+    profiles: dict[str, Layer]
+    own: dict[str, dict[str, Layer]]
+    groups: list[Layer]
+    index: GlobIndex[Layer]
+    hosts: list[str]
+    stamp: int
+    clashes: list[tuple[str, str]]
+
     def __init__(
         self,
         layers: Mapping[str, Layer],
@@ -39,10 +49,10 @@ class Layout:
     def _derive(
         self, layers: Mapping[str, Layer], digests: Mapping[str, bytes]
     ) -> None:
-        self.named: dict[tuple[str, str], tuple[str, ...]] = {}
+        self.named = {}
         self.defaults = _EMPTY_DEFAULTS
-        self.profiles: dict[str, Layer] = {}
-        self.own: dict[str, dict[str, Layer]] = {}
+        self.profiles = {}
+        self.own = {}
         groups = []
         for file in sorted(layers):
             layer = layers[file]
@@ -94,8 +104,8 @@ class Layout:
         self._rehost({name for kind, name in touched if kind in OWN_KINDS})
         if groups_changed:
             kept = [g for g in previous.groups if g.file not in changed]
-            new = (layers.get(f) for f in sorted(changed))
-            self._group([*kept, *(la for la in new if la and la.kind == "group")])
+            added = (layers.get(f) for f in sorted(changed))
+            self._group([*kept, *(la for la in added if la and la.kind == "group")])
         else:
             self.groups, self.index = previous.groups, previous.index
         self.clashes = sorted(k for k in touched if len(self.named.get(k, ())) > 1)
@@ -152,7 +162,7 @@ class Layout:
 
     def _group(self, groups: list[Layer]) -> None:
         self.groups = sorted(groups, key=lambda g: (g.priority, g.name))
-        self.index: GlobIndex[Layer] = GlobIndex((g, g.match) for g in self.groups)
+        self.index = GlobIndex((g, g.match) for g in self.groups)
 
     @property
     def revision(self) -> str:
@@ -160,7 +170,7 @@ class Layout:
 
     def clash_problems(self) -> list[Problem]:
         """Two files that define the same layer (`Edge-01.yaml`, `edge-01.yml`)."""
-        problems = []
+        problems: list[Problem] = []
         for kind, name in self.clashes:
             first, *others = self.named[(kind, name)]
             problems.extend(

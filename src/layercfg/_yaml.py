@@ -18,7 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from .errors import ConfigFileError
 
 try:
-    from yaml.cyaml import CParser as _Parser
+    from yaml.cyaml import CParser as _Parser  # type: ignore[attr-defined]
 except ImportError:  # PyYAML built without libyaml: same results, slower
     from yaml.composer import Composer
     from yaml.parser import Parser
@@ -61,7 +61,7 @@ for _tag, _pattern, _first in [
 
 
 class _Constructor(yaml.constructor.SafeConstructor):
-    def construct_yaml_int(self, node: Node) -> int:
+    def construct_yaml_int(self, node: ScalarNode) -> int:
         # YAML 1.2: `010` is ten, where PyYAML's 1.1 rules read 8 (and fail on `09`)
         value = self.construct_scalar(node)
         if _DECIMAL.fullmatch(value) is None:
@@ -91,14 +91,16 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
 
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
-_Constructor.add_constructor("tag:yaml.org,2002:int", _Constructor.construct_yaml_int)
+_Constructor.add_constructor(  # type: ignore[type-var]
+    "tag:yaml.org,2002:int", _Constructor.construct_yaml_int
+)
 for _tag in ("binary", "timestamp", "set", "omap", "pairs"):
-    _Constructor.add_constructor(
+    _Constructor.add_constructor(  # type: ignore[type-var]
         f"tag:yaml.org,2002:{_tag}", _Constructor.construct_not_json
     )
 
 
-class _Loader(_Parser, _Constructor, _Resolver):  # type: ignore[misc]
+class _Loader(_Parser, _Constructor, _Resolver):
     def __init__(self, stream: str | bytes) -> None:
         _Parser.__init__(self, stream)
         _Constructor.__init__(self)
@@ -178,7 +180,8 @@ def _check_depth(source: bytes) -> None:
             if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
                 depth += 1
                 if depth > MAX_DEPTH:
-                    line = event.start_mark.line + 1
+                    mark = event.start_mark
+                    line = mark.line + 1 if mark is not None else 0
                     raise _LocatedError(line, f"nested deeper than {MAX_DEPTH} levels")
             elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
                 depth -= 1

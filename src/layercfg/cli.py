@@ -283,5 +283,5 @@ def _table(
 ) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        cells = (cell.ljust(width) for cell, width in zip(row, widths))
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
         out.write("  ".join(cells).rstrip() + "\n")

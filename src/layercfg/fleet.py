@@ -119,10 +119,8 @@ class Fleet:
         found = self._entries.get(name)
         if found is not None:
             return found
-        if name in self._memo:
-            result = self._memo[name]
-        else:
-            result = self._resolve_unfiled(name)
+        memo = self._memo
+        result = memo[name] if name in memo else self._resolve_unfiled(name)
         if isinstance(result, ResolutionError):
             raise result
         return result
@@ -178,15 +176,6 @@ class Fleet:
     def layer(self, kind: str, name: str) -> Layer | None:
         """The device or state layer of `name`, if it has one."""
         return self._own.get(name, {}).get(kind)
-
-    def layers_without(self, hostname: str, kind: str) -> tuple[Layer, ...] | None:
-        """The layers `hostname` would get without its `kind` layer."""
-        name = hostname.lower()
-        groups = self._index.matches(name)
-        own = {k: la for k, la in self._own.get(name, {}).items() if k != kind}
-        if not groups and not own:
-            return None
-        return self._chain(name, groups, own)[0]
 
     def owner(self, hostname: str) -> str | None:
         """The name whose layers serve `hostname`, or None when it is unknown.

@@ -391,9 +391,8 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 async def reload(request: Request) -> Response:
     service: Service = request.app.state.service
-    refusal = request.app.state.writes.operator_refusal(
-        request.headers.get("authorization")
-    )
+    writes: Writes = request.app.state.writes
+    refusal = writes.operator_refusal(request.headers.get("authorization"))
     if refusal is not None:
         return refusal
     try:
