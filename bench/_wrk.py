@@ -46,7 +46,7 @@ def version() -> str:
 def run(
     port: int,
     path: str,
-    seconds: float,
+    seconds: int,
     server_pid: int,
     cpus: str | None = None,
     paths_file: Path | None = None,
@@ -55,7 +55,7 @@ def run(
 
     With `paths_file`, wrk cycles over the paths in it instead.
     """
-    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--timeout", "5s"]
+    argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "5s"]
     argv += ["-s", str(SCRIPT), f"http://{HOST}:{port}{path}"]
     if paths_file is not None:
         argv += ["--", str(paths_file)]
@@ -69,7 +69,8 @@ def run(
     wrk_cpu_s = _children_cpu_s() - before
     background = _cpu.background_share(start, _cpu.mark(server_pid), wrk_cpu_s)
     if done.returncode != 0:
-        raise BenchError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+        message = done.stderr.strip() or done.stdout.strip() or "no output"
+        raise BenchError(f"wrk failed: {message.splitlines()[0]}")
     return dataclasses.replace(_parse(done.stdout), background=background)
 
 

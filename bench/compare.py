@@ -57,8 +57,8 @@ class Plan:
     body: bytes
     out: Path
     rounds: int
-    seconds: float
-    warmup: float
+    seconds: int
+    warmup: int
 
 
 def contenders(plan: Plan) -> list[Contender]:

@@ -90,6 +90,7 @@ def _http_targets(run: Run) -> list[list[str]]:
         return []
     bare = _ratio(run, "layercfg", "bare")
     p99 = _median(run, "layercfg", "p99_ms")
+    bare_p99 = _median(run, "bare", "p99_ms")
     flask = _ratio(run, "layercfg", "flask")
     return [
         _target(
@@ -102,7 +103,7 @@ def _http_targets(run: Run) -> list[list[str]]:
         _target(
             "layercfg p99 at 50 connections (1 worker)",
             p99,
-            _ms,
+            lambda v: f"{_ms(v)} (bare Starlette: {_ms(bare_p99)})",
             f"< {TARGET_P99_MS:g} ms",
             lambda v: v < TARGET_P99_MS,
         ),
@@ -178,7 +179,7 @@ def _target(
 
 
 def _clean(text: str) -> str:
-    return DIRECTORIES.sub("", text)
+    return " ".join(DIRECTORIES.sub("", text).split())
 
 
 def _x(value: float | None) -> str:
@@ -195,6 +196,10 @@ def _s(value: float | None) -> str:
 
 def _mb(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} MB"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _share(value: float | None) -> str:
@@ -215,8 +220,8 @@ def _http(run: Run) -> str:
     intro = (
         f"## HTTP: `GET /config/{plan.device}` on the example fleet\n\n"
         f"The served body is {len(plan.body)} bytes. wrk: 1 thread, "
-        f"{_wrk.CONNECTIONS} connections, {plan.seconds:g} s after a "
-        f"{plan.warmup:g} s warm-up; {plan.rounds} rounds, the servers "
+        f"{_wrk.CONNECTIONS} connections, {plan.seconds} s after a "
+        f"{plan.warmup} s warm-up; {_plural(plan.rounds, 'round')}, the servers "
         "interleaved (the order rotates each round). Medians over the rounds.\n"
     )
     rows = [_http_row(s) for s in run.summaries]
@@ -247,6 +252,7 @@ def _http_row(summary: Summary) -> list[str]:
         _ms(summary.median("p50_ms")),
         _ms(summary.median("p99_ms")),
         str(sum(load.errors for load in loads)),
+        _share(summary.median("background")),
         f"{len(loads)}/{len(summary.rounds)}",
     ]
 
@@ -255,11 +261,17 @@ def _rounds_table(run: Run) -> str:
     count = max((len(s.rounds) for s in run.summaries), default=0)
     header = ["Server", "Setup"] + [f"round {i + 1} req/s" for i in range(count)]
     rows = [
-        [s.contender.label, s.contender.setup]
-        + [_num(r.load.rps) if r.load else "failed" for r in s.rounds]
+        [s.contender.label, s.contender.setup] + [_round_cell(r) for r in s.rounds]
         for s in run.summaries
     ]
-    return "Each round:\n\n" + _table(header, rows)
+    intro = "Each round, with the share of the CPUs other programs used:\n\n"
+    return intro + _table(header, rows)
+
+
+def _round_cell(result: compare.Round) -> str:
+    if result.load is None:
+        return "failed"
+    return f"{result.load.rps:,.0f} ({result.load.background:.0%})"
 
 
 def _failures(run: Run) -> str:
@@ -352,7 +364,7 @@ def _scale_rows(res: scale.Result, plan: scale.Plan) -> list[list[str]]:
         ["Peak RSS over the whole run (VmHWM)", _mib(res.rss_peak_mib)],
         ["Devices reported by `/health`", _num(res.health_devices)],
         [
-            f"GET, ids cycled over the fleet ({len(res.loads)} x {plan.seconds:g} s)",
+            f"GET, ids cycled over the fleet ({len(res.loads)} x {plan.seconds} s)",
             load,
         ],
         ["Device edit to new config served", _edits(res.device_edits)],

@@ -34,8 +34,8 @@ class Plan:
     devices: int
     groups: int
     rounds: int
-    seconds: float
-    warmup: float
+    seconds: int
+    warmup: int
     edits: int
     profile_edits: int
     seed: int = 1

@@ -19,8 +19,8 @@ RESULTS = ROOT / "bench" / "RESULTS.md"
 QUICK_RESULTS = OUT / "RESULTS-quick.md"
 QUICK = {
     "rounds": 1,
-    "seconds": 3.0,
-    "warmup": 1.0,
+    "seconds": 3,
+    "warmup": 1,
     "devices": 10_000,
     "edits": 2,
     "profile_edits": 1,
@@ -39,9 +39,9 @@ def parser() -> argparse.ArgumentParser:
         choices=["http", "scale"],
         help="Run only the HTTP comparison or only the scale part.",
     )
-    p.add_argument("--rounds", type=int, default=3, help="Interleaved rounds.")
-    p.add_argument("--seconds", type=float, default=10.0, help="wrk run length.")
-    p.add_argument("--warmup", type=float, default=2.0, help="wrk warm-up length.")
+    p.add_argument("--rounds", type=_positive, default=3, help="Interleaved rounds.")
+    p.add_argument("--seconds", type=_positive, default=10, help="wrk run, in s.")
+    p.add_argument("--warmup", type=_positive, default=2, help="wrk warm-up, in s.")
     p.add_argument("--repo", type=Path, default=ROOT, help="Example fleet repo.")
     p.add_argument("--device", default="edge-01", help="Device the HTTP part asks for.")
     p.add_argument("--devices", type=int, default=100_000, help="Synthetic fleet size.")
@@ -52,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", type=Path, help="Results file to write.")
     return p
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: expected 1 or more")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
