@@ -182,7 +182,12 @@ def test_registration_without_token_is_forbidden(
     server = launch(
         None, "--allow-registration", "--token-file", str(_token_file(tmp_path))
     )
-    local = {"device_type": "shelly", "metrics": {"power_total_watts": True}}
+    local = {
+        "device_type": "shelly",
+        "port": 9100,
+        "reload_port": 9101,
+        "metrics": {"power_total_watts": True},
+    }
 
     refused = put(server, "plug-99", local)
     accepted = put(server, "plug-99", local, headers=_bearer(TOKENS[0]))

@@ -149,7 +149,9 @@ def test_resolve_serves_device_type_first(tmp_path: Path) -> None:
     [
         pytest.param(
             {
-                "profiles/defaults.yaml": "device_type: raspberry_pi\n",
+                "profiles/defaults.yaml": (
+                    "device_type: raspberry_pi\nport: 9100\nreload_port: 9101\n"
+                ),
                 "overrides/devices/lab-1.yaml": "# known by its file alone\n",
             },
             "raspberry_pi",
@@ -196,7 +198,7 @@ def test_resolve_serves_device_type_first(tmp_path: Path) -> None:
 def test_resolve_device_type_picks_profile(
     tmp_path: Path, files: dict[str, str], device_type: str, interval: int | None
 ) -> None:
-    files = {"profiles/defaults.yaml": "port: 9100\n", **files}
+    files = {"profiles/defaults.yaml": "port: 9100\nreload_port: 9101\n", **files}
 
     resolved = _fleet(tmp_path, files).resolve("lab-1")
 

@@ -78,8 +78,19 @@ def test_openapi_device_schema_embedded_with_refs_from_root() -> None:
 @pytest.mark.parametrize(
     ("config", "valid"),
     [
-        pytest.param({"device_type": "shelly", "port": 9100}, True, id="config"),
-        pytest.param({"device_type": "shelly", "port": 80}, False, id="low-port"),
+        pytest.param(
+            {"device_type": "shelly", "port": 9100, "reload_port": 9101},
+            True,
+            id="config",
+        ),
+        pytest.param(
+            {"device_type": "shelly", "port": 9100}, False, id="no-reload-port"
+        ),
+        pytest.param(
+            {"device_type": "shelly", "port": 80, "reload_port": 9101},
+            False,
+            id="low-port",
+        ),
         pytest.param({"port": 9100}, False, id="no-device-type"),
         pytest.param({"device_type": "shelly", "colour": "red"}, False, id="unknown"),
     ],

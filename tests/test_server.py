@@ -269,6 +269,17 @@ def test_config_invalid_merge_leaves_other_devices_served(
     assert response.json()["port"] == 9100
 
 
+def test_unservable_group_combination_names_each_device(
+    invalid_server: Server,
+) -> None:
+    # the failure is cached per group combination; the answer is per device
+    first = _get(invalid_server, f"/config/{BAD_DEVICE}").json()
+    second = _get(invalid_server, "/config/lab-orin-8-bad").json()
+
+    assert (first["device_id"], second["device_id"]) == (BAD_DEVICE, "lab-orin-8-bad")
+    assert {p["device"] for p in second["problems"]} == {"lab-orin-8-bad"}
+
+
 def test_metrics_count_resolution_failure(invalid_server: Server) -> None:
     before = _scrape(invalid_server)
     _get(invalid_server, f"/config/{BAD_DEVICE}")
@@ -687,6 +698,8 @@ def test_method_not_allowed_lists_allowed_methods(
         pytest.param("panda-%E2%84%AAiosk-01", "panda-\u212aiosk-01", id="kelvin-sign"),
         pytest.param("edge_01", "edge_01", id="underscore"),
         pytest.param("edge-01%00", "edge-01\x00", id="nul"),
+        pytest.param("edge-01%0a", "edge-01\n", id="final-newline"),
+        pytest.param("edge-01%0a%0a", "edge-01\n\n", id="final-newlines"),
         pytest.param("edge..01", "edge..01", id="empty-label"),
         pytest.param("x" * 64, "x" * 64, id="label-too-long"),
         pytest.param(".".join(["x" * 63] * 4), ".".join(["x" * 63] * 4), id="too-long"),

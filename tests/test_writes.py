@@ -54,6 +54,15 @@ def _operator_files(repo: Path) -> dict[str, bytes]:
     return {**files(repo / "profiles"), **files(repo / "overrides")}
 
 
+def files_and_hidden(root: Path) -> dict[str, bytes]:
+    """Every file under `root`, lock files included."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
 def test_put_then_get_returns_the_body(launch: Callable[..., Server]) -> None:
     server = launch()
     body = config(server, "rpi-sensor-01")
@@ -339,12 +348,15 @@ def test_patch_changes_only_what_it_names(launch: Callable[..., Server]) -> None
     response = patch(
         server,
         "rack-rpi-01",
-        {"interval": 9, "metrics": {"rpi_load1": False}, "reload_port": None},
+        {
+            "interval": 9,
+            "metrics": {"rpi_load1": False, "rpi_cpu_temp_celsius": None},
+        },
     )
     after = config(server, "rack-rpi-01")
     expected = {**before, "interval": 9, "metrics": {**before["metrics"]}}
     expected["metrics"]["rpi_load1"] = False
-    del expected["reload_port"]
+    del expected["metrics"]["rpi_cpu_temp_celsius"]
 
     assert (response.status_code, response.headers["etag"]) == (
         200,
@@ -355,8 +367,7 @@ def test_patch_changes_only_what_it_names(launch: Callable[..., Server]) -> None
     assert after == expected
     assert stored(server.repo, "rack-rpi-01")["config"] == {
         "interval": 9,
-        "metrics": {"rpi_load1": False},
-        "reload_port": None,
+        "metrics": {"rpi_load1": False, "rpi_cpu_temp_celsius": None},
     }
 
 
@@ -481,6 +492,13 @@ def _chunks(size: int) -> Iterator[bytes]:
             id="deeper-than-the-parser-goes",
         ),
         pytest.param(
+            b'{"interval": ' + b"9" * 5000 + b"}",
+            "application/json",
+            400,
+            "Invalid JSON",
+            id="integer-too-long-to-convert",
+        ),
+        pytest.param(
             b'{"port": 9100, "port": 9102}',
             "application/json",
             400,
@@ -521,6 +539,27 @@ def test_bad_body_is_refused_with_json(
         True,
     )
     assert files(state) == before
+
+
+def test_put_without_ports_is_422(writable: Server) -> None:
+    # the exporter's fallback port differs from the specification's: never
+    # serve a config that leaves the choice to the device
+    body = {k: v for k, v in config(writable, "rpi-sensor-01").items() if k != "port"}
+
+    response = put(writable, "rpi-sensor-01", body)
+
+    assert response.status_code == 422
+    assert [p["rule"] for p in response.json()["problems"]] == ["required"]
+
+
+def test_unknown_device_leaves_no_file(launch: Callable[..., Server]) -> None:
+    server = launch()
+    local = {**config(server, "rpi-sensor-01")}
+
+    response = put(server, "junk-7.example.com", local)
+
+    assert response.status_code == 404
+    assert files_and_hidden(server.repo / "state") == {}
 
 
 def test_put_without_content_type_is_415(writable: Server) -> None:

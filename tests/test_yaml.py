@@ -88,6 +88,19 @@ def test_load_mapping_infinity_is_float() -> None:
         ),
         pytest.param(b"1: a\n", 1, "expected a string key, found 1", id="int-key"),
         pytest.param(
+            b"a: 1\nb: " + b"9" * 5000 + b"\n",
+            2,
+            "expected an integer of at most 64 bits, found "
+            "99999999999999999999... (5000 digits)",
+            id="integer-too-long-to-convert",
+        ),
+        pytest.param(
+            b"b: 9223372036854775808\n",
+            1,
+            "expected an integer of at most 64 bits, found 9223372036854775808",
+            id="integer-beyond-64-bits",
+        ),
+        pytest.param(
             b"true: a\n", 1, "expected a string key, found True", id="bool-key"
         ),
         pytest.param(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
@@ -89,6 +88,10 @@ class Watcher:
         return identities
 
     async def _apply(self, paths: list[Path] | None) -> None:
-        # a failed load is logged and reported on /health by the service
-        with contextlib.suppress(RepositoryError):
+        try:
             await self.update(paths)
+        except RepositoryError:
+            pass  # logged and reported on /health by the service
+        except Exception:
+            # the watch must outlive any one bad load
+            logger.exception("Loading the changed files failed unexpectedly")

@@ -175,7 +175,11 @@ class Writes:
         ).response()
 
     async def _locked(self, write: Write) -> Response:
-        name = self.service.fleet.owner(write.device_id) or write.device_id.lower()
+        owner = self.service.fleet.owner(write.device_id)
+        if owner is None and not self.registration:
+            # refused before the lock: no lock file for names nobody serves
+            raise _not_found(write.device_id)
+        name = owner or write.device_id.lower()
         if len(name) > _store.MAX_NAME:
             raise Refusal(
                 400,
@@ -299,13 +303,17 @@ def _current(
     if resolved is not None:
         return resolved.config, resolved.etag
     if not registration:
-        raise Refusal(
-            404,
-            "Device not found",
-            "No configuration available for this device",
-            device_id=device_id,
-        )
+        raise _not_found(device_id)
     return None, None
+
+
+def _not_found(device_id: str) -> Refusal:
+    return Refusal(
+        404,
+        "Device not found",
+        "No configuration available for this device",
+        device_id=device_id,
+    )
 
 
 def _check_if_match(header: str | None, etag: str | None, exists: bool) -> None:

@@ -66,7 +66,17 @@ class _Constructor(yaml.constructor.SafeConstructor):
         value = self.construct_scalar(node)
         if _DECIMAL.fullmatch(value) is None:
             raise _located(node, f"expected a decimal integer, found {value!r}")
-        return int(value)
+        # JSON peers read at most 64 bits; the length is checked first because
+        # Python refuses to convert over 4300 digits at all
+        number = int(value) if len(value) <= 20 else _INT_LIMIT
+        if not -_INT_LIMIT <= number < _INT_LIMIT:
+            shown = (
+                value if len(value) <= 24 else f"{value[:20]}... ({len(value)} digits)"
+            )
+            raise _located(
+                node, f"expected an integer of at most 64 bits, found {shown}"
+            )
+        return number
 
     def construct_not_json(self, node: Node) -> Any:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!")
@@ -91,6 +101,7 @@ class _Constructor(yaml.constructor.SafeConstructor):
 
 
 _DECIMAL = re.compile(r"[-+]?[0-9]+")
+_INT_LIMIT = 2**63
 _Constructor.add_constructor(  # type: ignore[type-var]
     "tag:yaml.org,2002:int", _Constructor.construct_yaml_int
 )

@@ -6,7 +6,7 @@ import gc
 import hashlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +136,10 @@ class Fleet:
             result = self._chains.get(key)
             if result is None:
                 result = self._chains[key] = self._attempt(owner, groups)
+            if isinstance(result, ResolutionError) and result.device != owner:
+                # the failure is shared by the group combination, not its name
+                problems = [replace(p, device=owner) for p in result.problems]
+                result = ResolutionError(owner, problems)
         if len(self._memo) >= _MEMO_LIMIT:
             self._memo.clear()
         self._memo[name] = result
@@ -424,7 +428,10 @@ def _build(
             changed,
         )
     problems.extend(layout.clash_problems())
-    if schema is None or SCHEMA_FILE not in digests:
+    shared = {"defaults", "profile", "group", "schema"}
+    if schema is None or any(_kind_of(p, refs, layers) in shared for p in problems):
+        # every device would be resolved without a layer it shares, and fail
+        # for no reason of its own: the file problems are the ones to report
         raise RepositoryError(problems)
 
     fleet = Fleet(repo, state_dir, layers, digests, schema, layout)
@@ -446,6 +453,16 @@ def _build(
             r.body: (r.body, r.etag, r.headers) for r in fleet._entries.values()
         }
     return fleet
+
+
+def _kind_of(
+    problem: Problem, refs: dict[str, FileRef], layers: dict[str, Layer]
+) -> str:
+    """The kind of layer file a problem is about, "" when it is about none."""
+    file = problem.file or ""
+    if file in refs:
+        return refs[file].kind
+    return layers[file].kind if file in layers else ("schema" if file else "")
 
 
 def _prepare(body: bytes) -> tuple[bytes, str, tuple[tuple[bytes, bytes], ...]]:

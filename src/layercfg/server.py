@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
@@ -469,6 +470,16 @@ class _Front:
                 metrics.count(route, method, message["status"])
             await send(message)
 
+        if not path.isprintable():
+            # Starlette's route patterns end in `$`, which also matches before
+            # a final newline: `/config/edge-01%0a` would be edge-01
+            refused = (
+                _invalid_id(path.removeprefix("/config/"))
+                if path.startswith("/config/")
+                else _error(400, "Invalid path", "expected printable characters")
+            )
+            await refused(scope, receive, counted)
+            return
         await self.app(scope, receive, counted)
 
 
@@ -526,7 +537,16 @@ def app_from_environment() -> _Front:
 def _load(options: Options) -> Fleet:
     repo = Path(options.repo)
     state = Path(options.state_dir) if options.state_dir else None
-    return load_fleet(repo, state)
+    logger.info("Loading %s", repo)
+    started = time.perf_counter()
+    fleet = load_fleet(repo, state)
+    logger.info(
+        "Loaded revision %s with %d devices in %.1f s",
+        fleet.revision,
+        fleet.device_count,
+        time.perf_counter() - started,
+    )
+    return fleet
 
 
 def serve(args: argparse.Namespace) -> int:
