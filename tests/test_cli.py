@@ -100,6 +100,14 @@ def test_resolve_unknown_device(example: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("host", ["lab-orin-*", "../groups/lab-orins", "edge 01"])
+def test_resolve_refuses_what_is_not_a_hostname(example: Path, host: str) -> None:
+    code, out, err = _run("resolve", host, "--repo", str(example))
+
+    assert (code, out) == (cli.USAGE, "")
+    assert err.startswith(f"layercfg: {host!r} is not a hostname")
+
+
 def test_resolve_reads_state_dir(example: Path, tmp_path: Path) -> None:
     state = _write_state(tmp_path / "elsewhere")
 

@@ -13,7 +13,7 @@ import orjson
 
 from .errors import Problem, RepositoryError, ResolutionError
 from .fleet import Explanation, Fleet, Origin, load_fleet
-from .layers import Layer, scan
+from .layers import Layer, scan, valid_hostname
 from .schema import json_path
 
 # Exit codes. USAGE is the code argparse itself exits with on a bad command line.
@@ -223,8 +223,15 @@ def _devices(fleet: Fleet, stdout: TextIO) -> int:
 def _resolve(
     fleet: Fleet, args: argparse.Namespace, stdout: TextIO, stderr: TextIO
 ) -> int:
+    host: str = args.host
+    if not host.isascii() or not valid_hostname(host.lower()):
+        stderr.write(
+            f"layercfg: {host!r} is not a hostname (expected letters, digits, '-' "
+            "and '.', labels of 1 to 63 characters)\n"
+        )
+        return USAGE
     try:
-        found = fleet.explain(args.host) if args.explain else fleet.resolve(args.host)
+        found = fleet.explain(host) if args.explain else fleet.resolve(host)
     except ResolutionError as exc:
         return _report(exc.problems, stderr)
     if found is None:
