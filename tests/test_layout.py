@@ -9,7 +9,7 @@ from _repo import BASE, write_repo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from layercfg import Fleet, RepositoryError, load_fleet
+from layercfg import Fleet, RepositoryError, layers, load_fleet
 
 GROUP = "match: {glob}\npriority: {priority}\nconfig:\n  interval: {interval}\n"
 TYPED = "match: 'lab-*'\nconfig:\n  device_type: jetson\n"
@@ -39,7 +39,9 @@ EDITS = st.one_of(
     ),
     st.tuples(
         st.just("profiles/jetson.yaml"),
-        st.sampled_from(["device_type: jetson\n", "device_type: jetson\ninterval: 4\n"]),
+        st.sampled_from(
+            ["device_type: jetson\n", "device_type: jetson\ninterval: 4\n"]
+        ),
     ),
 )
 
@@ -95,3 +97,43 @@ def test_incremental_reload_equals_fresh_load(
         with pytest.raises(RepositoryError) as fresh:
             load_fleet(root)
         assert set(fresh.value.problems) == set(failure.problems)
+
+
+def test_parallel_first_load_equals_serial_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {
+        **BASE,
+        "overrides/groups/typed.yaml": TYPED,
+        **{
+            f"overrides/devices/lab-{i}.yaml": f"interval: {i % 7 + 1}\n"
+            for i in range(60)
+        },
+    }
+    root = write_repo(tmp_path, files)
+    serial = _snapshot(load_fleet(root))
+
+    monkeypatch.setattr(layers, "_PARALLEL_FILES", 8)
+    parallel = _snapshot(load_fleet(root))
+
+    assert parallel == serial
+
+
+def test_parallel_first_load_reports_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = {
+        **BASE,
+        "overrides/groups/typed.yaml": TYPED,
+        **{f"overrides/devices/lab-{i}.yaml": "interval: 2\n" for i in range(60)},
+        "overrides/devices/lab-7.yaml": "interval: 2\ninterval: 3\n",
+    }
+    root = write_repo(tmp_path, files)
+    monkeypatch.setattr(layers, "_PARALLEL_FILES", 8)
+
+    with pytest.raises(RepositoryError) as caught:
+        load_fleet(root)
+
+    assert [str(p) for p in caught.value.problems] == [
+        "overrides/devices/lab-7.yaml:2: duplicate key 'interval' (first set on line 1)"
+    ]
