@@ -18,7 +18,7 @@ WRK_CPU = "1"
 PINNED = "1 worker, pinned"
 UNPINNED = "2 workers, unpinned"
 START_TIMEOUT = 60.0
-QUIET_WAIT = 30.0
+QUIET_WAIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def _one_round(plan: Plan, contender: Contender, number: int) -> Round:
         _proc.wait_for_200(proc, port, path, started, START_TIMEOUT, log)
         verify(contender, plan, _proc.request(port, path), "before the load")
         _wrk.run(port, path, plan.warmup, proc.pid, wrk_cpu)
-        load = _wrk.run(port, path, plan.seconds, proc.pid, wrk_cpu)
+        load = _wrk.measure(port, path, plan.seconds, proc.pid, wrk_cpu)
         verify(contender, plan, _proc.request(port, path), "after the load")
         return Round(load)
     except (BenchError, OSError, ValueError) as exc:

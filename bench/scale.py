@@ -237,7 +237,7 @@ def _throughput(
     paths_file.write_text("\n".join(paths) + "\n")
     _wrk.run(port, paths[0], plan.warmup, pid, WRK_CPU, paths_file)
     return [
-        _wrk.run(port, paths[0], plan.seconds, pid, WRK_CPU, paths_file)
+        _wrk.measure(port, paths[0], plan.seconds, pid, WRK_CPU, paths_file)
         for _ in range(plan.rounds)
     ]
 
