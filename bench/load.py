@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import _cpu
+from bench._metrics import POWER_SENSOR, metric_map
 from bench._proc import HOST, ROOT, BenchError, free_port, launch, stop, tail
 
 SCRIPT = Path(__file__).with_name("mixed.lua")
@@ -51,39 +52,12 @@ READ_ONLY = (
 )
 TIMEOUT = 10.0
 
-_RAILS = ("vdd_gpu_soc", "vdd_cpu_cv", "vddq_vdd2_1v8ao", "vin_sys_5v0")
-_SENSORS = ("cpu", "gpu", "soc0", "soc1", "soc2", "tboard", "tdiode", "tj")
-_SYSTEM = (
-    "ram_used_mb",
-    "ram_total_mb",
-    "ram_used_percent",
-    "swap_used_mb",
-    "swap_total_mb",
-    "lfb_blocks",
-    "lfb_total_mb",
-    "cpu_avg_usage_percent",
-    "cpu_active_cores",
-    "gpu_usage_percent",
-    "gpu_freq0_mhz",
-    "emc_freq_mhz",
-    "emc_usage_percent",
-    "vic_freq_mhz",
-    "ape_freq_mhz",
-)
-SHELLY_METRICS = ("power_total_watts", "power_voltage_volts", "power_current_amps")
+SHELLY_METRICS = tuple(POWER_SENSOR)
 
 
 def orin_metrics() -> list[str]:
     """Metric names a 12-core Jetson Orin reports."""
-    names = [f"jetson_power_{r}_{k}" for r in _RAILS for k in ("watts", "avg_watts")]
-    names += [f"jetson_temp_{s}_celsius" for s in _SENSORS]
-    names += [f"jetson_{name}" for name in _SYSTEM]
-    for core in range(12):
-        names += [
-            f"jetson_cpu_core{core}_{k}"
-            for k in ("usage_percent", "freq_mhz", "status")
-        ]
-    return names
+    return list(metric_map("jetson_orin"))
 
 
 def device_ids(count: int) -> list[str]:
