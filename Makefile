@@ -6,15 +6,24 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 REPO ?= .
 
-.PHONY: run test bench setup
+.PHONY: run test bench setup wrk
 
 run: $(STAMP)
 	$(BIN)/layercfg serve --repo $(REPO) --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) wrk
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# The load tests drive the server with wrk, a Debian package, not a PyPI one.
+wrk:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "wrk is missing: run 'sudo apt-get install wrk'" >&2; exit 1; \
+	  fi; }
+
+bench: $(STAMP) wrk
 	$(BIN)/python -m bench
 
 setup: $(STAMP)
