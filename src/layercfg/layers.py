@@ -287,8 +287,12 @@ def read_all(refs: list[FileRef], known: dict[str, bytes]) -> list[Outcome]:
     paths = [ref.path if ref.kind not in ("schema", "state") else "" for ref in refs]
     context = multiprocessing.get_context("fork")
     try:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context)
+        try:
             read = list(pool.map(_read_yaml, paths, chunksize=2048))
+        finally:
+            # their work is done; tearing down their memory need not be waited for
+            pool.shutdown(wait=False)
     except (OSError, AssertionError):  # no processes to be had: read them here
         return [_read_one(ref, None) for ref in refs]
     return [

@@ -227,14 +227,10 @@ class ConfigEndpoint:
         self.writes = Writes(service)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # devices with files of their own were served by _Front already
         method = scope["method"]
         device_id: str = scope["path_params"]["device_id"]
-        resolved: Resolved | Response | None = None
-        fast = method in ("GET", "HEAD") and not scope["query_string"]
-        if fast and device_id.isascii():
-            resolved = self.service.fleet._entries.get(device_id.lower())
-        if resolved is None:
-            resolved = await self._slow_path(scope, receive, method, device_id)
+        resolved = await self._slow_path(scope, receive, method, device_id)
         if isinstance(resolved, Response):
             await resolved(scope, receive, send)
         else:
@@ -263,9 +259,8 @@ class ConfigEndpoint:
         return _not_found(device_id) if resolved is None else resolved
 
 
-async def _send_config(
-    scope: Scope, send: Send, resolved: Resolved, head: bool
-) -> None:
+async def _send_config(scope: Scope, send: Send, resolved: Resolved, head: bool) -> int:
+    """Send the prepared response of `resolved`; returns the status sent."""
     if _etag_matches(scope, resolved.etag):
         start = {
             "type": "http.response.start",
@@ -274,10 +269,11 @@ async def _send_config(
         }
         await send(start)
         await send({"type": "http.response.body", "body": b""})
-        return
+        return 304
     start = {"type": "http.response.start", "status": 200, "headers": resolved.headers}
     await send(start)
     await send({"type": "http.response.body", "body": b"" if head else resolved.body})
+    return 200
 
 
 def _etag_matches(scope: Scope, etag: str) -> bool:
@@ -452,6 +448,7 @@ class _Front:
 
     def __init__(self, app: Starlette, service: Service) -> None:
         self.app = app
+        self.service = service
         self.metrics = service.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -460,7 +457,9 @@ class _Front:
             return
         path: str = scope["path"]
         if path.startswith("//") or (path.endswith("/") and len(path) > 1):
-            scope["path"] = "/" + path.strip("/")
+            path = scope["path"] = "/" + path.strip("/")
+        if await self._served_ready(scope, send, path):
+            return
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
         route = _route_of(scope["path"])
         metrics = self.metrics
@@ -482,13 +481,35 @@ class _Front:
             return
         await self.app(scope, receive, counted)
 
+    async def _served_ready(self, scope: Scope, send: Send, path: str) -> bool:
+        """The hot path: a device with files of its own gets its prepared
+        response without routing. Only an exact match is served, and every
+        name in the table is a valid hostname, so nothing unchecked gets by."""
+        method = scope["method"]
+        if (
+            method not in ("GET", "HEAD")
+            or not path.startswith("/config/")
+            or scope["query_string"]
+        ):
+            return False
+        device_id = path[len("/config/") :]
+        if not device_id.isascii():  # str.lower() folds some letters into ASCII
+            return False
+        resolved = self.service.fleet._entries.get(device_id.lower())
+        if resolved is None:
+            return False
+        status = await _send_config(scope, send, resolved, method == "HEAD")
+        self.metrics.count(CONFIG_ROUTE, method, status)
+        return True
 
+
+CONFIG_ROUTE = "/config/{device_id}"
 _ROUTES = ("/health", "/devices", "/metrics", "/-/reload", "/openapi.json")
 
 
 def _route_of(path: str) -> str:
     if path.startswith("/config/"):
-        return "/config/{device_id}"
+        return CONFIG_ROUTE
     return path if path in _ROUTES else "other"
 
 
