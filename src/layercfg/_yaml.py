@@ -211,9 +211,9 @@ def load_mapping(file: str, source: bytes) -> dict[str, Any]:
             if node is None or node.tag == "tag:yaml.org,2002:null":
                 return {}  # no document, or one holding nothing (`---` alone)
             if not isinstance(node, MappingNode):
+                found = "sequence" if isinstance(node, SequenceNode) else "scalar"
                 raise _located(
-                    node,
-                    f"expected a mapping at the top level, found a {node.id}",  # type: ignore[attr-defined]
+                    node, f"expected a mapping at the top level, found a {found}"
                 )
             _check_size(node)
             data: dict[str, Any] = loader.construct_document(node)
