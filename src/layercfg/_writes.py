@@ -35,7 +35,7 @@ from .layers import Layer
 from .schema import json_path
 
 if TYPE_CHECKING:
-    from .server import Service
+    from ._service import Service
 
 logger = logging.getLogger("layercfg")
 

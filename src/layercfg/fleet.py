@@ -13,11 +13,13 @@ from typing import Any
 import orjson
 
 from . import merge
-from ._globs import globs_overlap, names_matching
+from ._blame import port_clash, type_problem, violation_problems
+from ._globs import names_matching
 from ._layout import Layout
+from ._ties import group_problems
 from .errors import ConfigFileError, Problem, RepositoryError, ResolutionError
 from .layers import FileRef, Layer, read_all, ref_for, scan
-from .schema import SCHEMA_FILE, Schema, Violation, json_path
+from .schema import SCHEMA_FILE, Schema, Violation
 
 _MEMO_LIMIT = 65_536
 
@@ -220,7 +222,7 @@ class Fleet:
 
     def check(self, config: dict[str, Any], floats: bool = True) -> list[Violation]:
         """Every rule `config` breaks as a served config; empty when it is valid."""
-        return self.schema.violations(config, floats) + _port_clash(config)
+        return self.schema.violations(config, floats) + port_clash(config)
 
     def _merge(self, layers: tuple[Layer, ...]) -> dict[str, Any]:
         """Merge `layers`, reusing the merge of the layers many devices share."""
@@ -265,7 +267,7 @@ class Fleet:
             self._profiles.get(device_type) if isinstance(device_type, str) else None
         )
         if profile is None:
-            raise ResolutionError(name, [_type_problem(name, setter, device_type)])
+            raise ResolutionError(name, [type_problem(name, setter, device_type)])
         return (self._defaults, profile, *above[1:]), profile.name
 
     def _compute(self, name: str, groups: list[Layer]) -> Resolved:
@@ -274,7 +276,7 @@ class Fleet:
         violations = self.check(config, any(la.has_float for la in layers))
         if violations:
             problems = [
-                p for v in violations for p in _violation_problems(name, v, layers)
+                p for v in violations for p in violation_problems(name, v, layers)
             ]
             raise ResolutionError(name, problems)
         # device_type first, as the client authors' examples show it
@@ -439,7 +441,7 @@ def _build(
         {"defaults", "profile", "group", "schema"} & set(changed.values())
     )
     if chains_changed:
-        problems.extend(_group_problems(fleet))
+        problems.extend(group_problems(fleet))
     elif previous is not None:
         fleet._chains = previous._chains
         fleet._bases = previous._bases
@@ -481,82 +483,6 @@ def _prepare(body: bytes) -> tuple[bytes, str, tuple[tuple[bytes, bytes], ...]]:
     return body, etag, headers
 
 
-def _type_problem(name: str, setter: Layer | None, device_type: Any) -> Problem:
-    if setter is None:
-        return Problem(
-            "no layer sets device_type (set it in profiles/defaults.yaml, a group "
-            "or the device's file)",
-            device=name,
-            json_path="$.device_type",
-            rule="device_type",
-        )
-    if isinstance(device_type, str):
-        message = (
-            f"device_type {device_type!r} has no profile "
-            f"(expected profiles/{device_type}.yaml)"
-        )
-    else:
-        message = f"expected device_type to name a profile, found {device_type!r}"
-    return Problem(
-        message,
-        file=setter.file,
-        line=setter.line_of(("device_type",)),
-        device=name,
-        json_path="$.device_type",
-        rule="device_type",
-    )
-
-
-def _port_clash(config: dict[str, Any]) -> list[Violation]:
-    port, reload_port = config.get("port"), config.get("reload_port")
-    if port is None or port != reload_port:
-        return []
-    message = f"{reload_port!r} is also the metrics port; the two must differ"
-    return [
-        Violation(
-            ("reload_port",),
-            "distinct-ports",
-            message,
-            reload_port,
-            (("port",), ("reload_port",)),
-        )
-    ]
-
-
-def _violation_problems(
-    name: str, violation: Violation, layers: tuple[Layer, ...]
-) -> list[Problem]:
-    problems = []
-    for path in violation.culprits:
-        layer = _setter(path, layers) if path else None
-        problems.append(
-            Problem(
-                violation.message,
-                file=layer.file if layer else None,
-                line=layer.line_of(path) if layer else None,
-                device=name,
-                json_path=json_path(path),
-                rule=violation.rule,
-            )
-        )
-    return problems
-
-
-def _setter(path: tuple[str | int, ...], layers: tuple[Layer, ...]) -> Layer | None:
-    """The last layer that sets `path` or one of its parents to a non-mapping."""
-    for layer in reversed(layers):
-        value: Any = layer.data
-        for key in path:
-            if not isinstance(value, dict) or key not in value:
-                break
-            value = value[key]
-        else:
-            return layer
-        if value is not layer.data and not isinstance(value, dict):
-            return layer
-    return None
-
-
 def _origin(path: tuple[str, ...], value: Any, layers: tuple[Layer, ...]) -> Origin:
     history: list[tuple[Layer, int | None, Any]] = []
     for layer in layers:
@@ -585,70 +511,3 @@ def _lookup(data: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 _MISSING = object()
 _REMOVED = object()
-
-
-def _group_problems(fleet: Fleet) -> list[Problem]:
-    """Ties that only file names would settle, and groups invalid on their own."""
-    problems = _ties(fleet._groups)
-    for group in fleet._groups:
-        try:
-            fleet._chain(f"any host matching {group.match[0]}", [group], {})
-        except ResolutionError:
-            continue  # the group does not pick a device type on its own
-        try:
-            fleet._compute(f"any host matching {group.match[0]}", [group])
-        except ResolutionError as exc:
-            problems.extend(exc.problems)
-    return problems
-
-
-def _ties(groups: list[Layer]) -> list[Problem]:
-    problems = []
-    for i, first in enumerate(groups):
-        for second in groups[i + 1 :]:
-            if second.priority != first.priority:
-                break
-            clash = _first_conflict(first.data, second.data)
-            if clash is None or not _can_share_a_host(first, second):
-                continue
-            problems.append(
-                Problem(
-                    f"groups {first.name!r} and {second.name!r} have the same "
-                    f"priority ({first.priority}), can match the same host and set "
-                    f"{json_path(clash)} to different values; give one a higher "
-                    "priority",
-                    file=second.file,
-                    line=second.line_of(clash),
-                    json_path=json_path(clash),
-                    rule="group-tie",
-                )
-            )
-    return problems
-
-
-def _first_conflict(a: dict[str, Any], b: dict[str, Any]) -> tuple[str, ...] | None:
-    """The first path whose value depends on which of `a` and `b` applies last."""
-    left, right = merge.leaves(a), merge.leaves(b)
-    for path, value in left.items():
-        if path in right and not merge.same(value, right[path]):
-            return path
-        for other, other_value in right.items():
-            if _replaces(path, value, other):
-                return path
-            if _replaces(other, other_value, path):
-                return other
-    return None
-
-
-def _replaces(path: tuple[str, ...], value: Any, deeper: tuple[str, ...]) -> bool:
-    """Whether setting `value` at `path` discards what a patch sets at `deeper`."""
-    # an empty mapping merges into what is there: it replaces nothing below it
-    return (
-        not isinstance(value, dict)
-        and len(deeper) > len(path)
-        and deeper[: len(path)] == path
-    )
-
-
-def _can_share_a_host(a: Layer, b: Layer) -> bool:
-    return any(globs_overlap(x, y) for x in a.match for y in b.match)
